@@ -1,0 +1,126 @@
+"""Small, deterministic data the project generates for smoke runs, so tests never download anything.
+
+Three shapes, one per kind of recipe:
+- chat: conversations in the `messages` format (user asks, assistant answers), for PEFT and SFT;
+- text: plain sentences, for causal-LM full fine-tuning;
+- math: word problems with an exact numeric answer and a worked solution, for reasoning tuning.
+Each generator is a pure function of its seed; splits never share an example.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+OPPOSITES = {
+    "hot": "cold", "big": "small", "fast": "slow", "light": "dark", "up": "down", "early": "late",
+    "happy": "sad", "open": "closed", "full": "empty", "old": "new", "hard": "soft", "high": "low",
+    "near": "far", "wet": "dry", "strong": "weak", "rich": "poor", "loud": "quiet", "thick": "thin",
+}  # fmt: skip
+COLORS = {
+    "grass": "green", "the sky": "blue", "snow": "white", "coal": "black", "a banana": "yellow",
+    "a tomato": "red", "an orange": "orange", "a plum": "purple", "chocolate": "brown", "ash": "grey",
+}  # fmt: skip
+WORDS = [
+    "apple", "river", "stone", "cloud", "garden", "window", "candle", "forest", "mirror", "rocket",
+    "pencil", "castle", "violin", "meadow", "planet", "tiger", "harbor", "lantern", "velvet", "summit",
+    "copper", "island", "thunder", "pepper", "marble", "falcon", "saddle", "ribbon", "anchor", "bridge",
+]  # fmt: skip
+ANIMALS = ["cat", "dog", "fox", "owl", "horse", "rabbit", "otter", "crow", "goat", "wolf"]
+ADJECTIVES = ["quick", "lazy", "small", "brave", "quiet", "curious", "old", "young", "clever", "sleepy"]
+VERBS = ["runs", "sleeps", "jumps", "waits", "sings", "hides", "walks", "plays", "rests", "looks"]
+PLACES = ["river", "garden", "forest", "barn", "hill", "meadow", "house", "bridge", "field", "lake"]
+PREPOSITIONS = ["near", "behind", "under", "beside", "across", "inside", "over", "around"]
+NAMES = ["Tom", "Ana", "Li", "Sam", "Mia", "Omar", "Eva", "Raj", "Zoe", "Ken"]
+ITEMS = ["apples", "books", "coins", "pens", "shells", "stamps", "cards", "marbles"]
+
+
+def _chat_pair(rng: random.Random) -> tuple[str, str]:
+    family = rng.randrange(4)
+    if family == 0:
+        word, opposite = rng.choice(sorted(OPPOSITES.items()))
+        return f"What is the opposite of {word}?", f"The opposite of {word} is {opposite}."
+    if family == 1:
+        thing, color = rng.choice(sorted(COLORS.items()))
+        return f"What color is {thing}?", f"{thing[0].upper()}{thing[1:]} is {color}."
+    if family == 2:
+        word = rng.choice(WORDS)
+        return f"Repeat the word {word} three times.", f"{word} {word} {word}"
+    a, b = rng.randrange(10), rng.randrange(10)
+    return f"What is {a} plus {b}?", f"{a} plus {b} is {a + b}."
+
+
+def chat_examples(n: int, seed: int = 0) -> list[dict]:
+    """`n` conversations in the `messages` format, some with a system prompt."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(n):
+        question, answer = _chat_pair(rng)
+        messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        if rng.random() < 0.3:
+            messages.insert(0, {"role": "system", "content": "You are a helpful assistant."})
+        examples.append({"messages": messages})
+    return examples
+
+
+def text_corpus(n: int, seed: int = 0) -> list[dict]:
+    """`n` short paragraphs of plain text in a `text` column."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        sentences = [
+            f"The {rng.choice(ADJECTIVES)} {rng.choice(ANIMALS)} {rng.choice(VERBS)} "
+            f"{rng.choice(PREPOSITIONS)} the {rng.choice(PLACES)}."
+            for _ in range(rng.randint(2, 4))
+        ]
+        rows.append({"text": " ".join(sentences)})
+    return rows
+
+
+def math_problems(n: int, seed: int = 0) -> list[dict]:
+    """`n` one-step word problems with a numeric `answer` and a worked `solution`."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        name, item = rng.choice(NAMES), rng.choice(ITEMS)
+        a, b = rng.randint(2, 20), rng.randint(2, 20)
+        if rng.random() < 0.5:
+            question = f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?"
+            solution, answer = f"{name} has {a} + {b} = {a + b} {item}.", a + b
+        else:
+            a, b = max(a, b), min(a, b)
+            question = f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?"
+            solution, answer = f"{name} has {a} - {b} = {a - b} {item} left.", a - b
+        rows.append({"question": question, "solution": solution, "answer": str(answer)})
+    return rows
+
+
+GENERATORS = {"chat": chat_examples, "text": text_corpus, "math": math_problems}
+
+
+def write_smoke_dataset(kind: str, directory: str | Path, n_train: int = 512, n_test: int = 64) -> Path:
+    """Write train.jsonl and test.jsonl for `kind` into `directory` (a folder `datasets.load_dataset`
+    reads as JSON) and return it. Train and test come from different seeds and share no example."""
+    if kind not in GENERATORS:
+        raise ValueError(f"unknown smoke data kind {kind!r}: use one of {sorted(GENERATORS)}")
+    generate = GENERATORS[kind]
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    train = generate(n_train, seed=1)
+    seen = {json.dumps(row, sort_keys=True) for row in train}
+    test = [row for row in generate(n_test * 4, seed=2) if json.dumps(row, sort_keys=True) not in seen][:n_test]
+    for split, rows in (("train", train), ("test", test)):
+        with open(directory / f"{split}.jsonl", "w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+    return directory
+
+
+def tokenizer_training_text() -> list[str]:
+    """Every kind of smoke text, flattened, for training the tiny model's tokenizer."""
+    texts = [row["text"] for row in text_corpus(400, seed=11)]
+    for row in chat_examples(400, seed=12):
+        texts.extend(message["content"] for message in row["messages"])
+    for row in math_problems(400, seed=13):
+        texts.extend([row["question"], row["solution"], row["answer"]])
+    return texts

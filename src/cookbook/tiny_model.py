@@ -1,0 +1,125 @@
+"""An offline stand-in for a hub model: a small Llama-style causal LM built from a config, with a
+byte-level BPE tokenizer trained locally on the project's smoke data and a ChatML chat template.
+
+Smoke runs and tests use it so that no weights are downloaded. It is deterministic for a seed and
+saved like any hub checkpoint (safetensors, tokenizer files, chat template), so the notebooks load it
+through exactly the same `from_pretrained` calls they use for real models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from cookbook.smoke_data import tokenizer_training_text
+
+BOS, EOS, PAD = "<|begin_of_text|>", "<|im_end|>", "<|pad|>"
+SPECIAL_TOKENS = [PAD, BOS, "<|im_start|>", EOS]
+
+# ChatML, with {% generation %} around the assistant's turns so TRL's assistant-only loss can find them.
+# The turn ends with <|im_end|>, which is also the tokenizer's EOS: generation stops there.
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{%- else %}"
+    "{{- message['content'] + '<|im_end|>' }}"
+    "{%- endif %}"
+    "{{- '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    vocab_size: int = 512
+    hidden_size: int = 64
+    intermediate_size: int = 192
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 512
+    seed: int = 0
+
+    def cache_key(self) -> str:
+        payload = json.dumps(asdict(self), sort_keys=True) + CHAT_TEMPLATE
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("COOKBOOK_CACHE", Path.home() / ".cache" / "llm-finetuning-cookbook"))
+
+
+def train_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on the smoke data, with ChatML special tokens."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(tokenizer_training_text(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD, model_max_length=512
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_model(spec: TinyModelSpec = TinyModelSpec()) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+    """Build the tokenizer and a randomly initialised Llama model (same weights for the same seed)."""
+    tokenizer = train_tiny_tokenizer(spec.vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(spec.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def save_tiny_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: str | Path | None = None) -> Path:
+    """Save the tiny model once per spec under the cache folder and return its path.
+
+    The folder is written to a temporary name and renamed, so parallel test workers never see a
+    half-written model.
+    """
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    target = cache_dir / f"tiny-llama-{spec.cache_key()}"
+    if (target / "model.safetensors").exists():
+        return target
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = build_tiny_model(spec)
+    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    try:
+        staging.rename(target)
+    except OSError:  # another process finished first; its copy is identical
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
