@@ -21,10 +21,12 @@ class RunConfig:
     dataset: str  # hub id or local path (a folder of train/test JSONL files, say)
     output_dir: str
     max_steps: int
+    learning_rate: float = 2e-4
     seed: int = 42
     smoke: bool = False
     smoke_data: str = "chat"  # which generated data a smoke run uses: chat, text or math
     smoke_max_steps: int = 60
+    smoke_learning_rate: float = 2e-3  # a randomly initialised tiny model takes larger steps
 
     def resolve(self) -> RunConfig:
         """Make the output folder; in smoke mode point model and dataset at local stand-ins."""
@@ -41,8 +43,9 @@ class RunConfig:
             model=str(save_tiny_model()),
             dataset=str(write_smoke_dataset(self.smoke_data, out / "smoke-data")),
             max_steps=min(self.max_steps, self.smoke_max_steps),
+            learning_rate=self.smoke_learning_rate,
         )
 
     def __str__(self) -> str:
         mode = "smoke run (tiny local model, generated data)" if self.smoke else "full run"
-        return f"{mode}: model={self.model} dataset={self.dataset} steps={self.max_steps} -> {self.output_dir}"
+        return f"{mode}: model={self.model} dataset={self.dataset} steps={self.max_steps} lr={self.learning_rate:g} -> {self.output_dir}"

@@ -20,7 +20,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from cookbook.smoke_data import tokenizer_training_text
+from cookbook.smoke_data import text_corpus, tokenizer_training_text
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|im_end|>", "<|pad|>"
 SPECIAL_TOKENS = [PAD, BOS, "<|im_start|>", EOS]
@@ -50,10 +50,13 @@ class TinyModelSpec:
     num_attention_heads: int = 4
     num_key_value_heads: int = 2
     max_position_embeddings: int = 512
+    pretrain_steps: int = 300  # a short pretraining on generated prose, so the base model knows some language
     seed: int = 0
 
     def cache_key(self) -> str:
-        payload = json.dumps(asdict(self), sort_keys=True) + CHAT_TEMPLATE
+        """Changes whenever the spec or the code and data that build the model change."""
+        sources = [Path(__file__), Path(__file__).with_name("smoke_data.py")]
+        payload = json.dumps(asdict(self), sort_keys=True) + "".join(p.read_text() for p in sources)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -80,7 +83,9 @@ def train_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
     return fast
 
 
-def build_tiny_model(spec: TinyModelSpec = TinyModelSpec()) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
+def build_tiny_model(
+    spec: TinyModelSpec = TinyModelSpec(),
+) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """Build the tokenizer and a randomly initialised Llama model (same weights for the same seed)."""
     tokenizer = train_tiny_tokenizer(spec.vocab_size)
     config = LlamaConfig(
@@ -103,6 +108,29 @@ def build_tiny_model(spec: TinyModelSpec = TinyModelSpec()) -> tuple[LlamaForCau
     return model, tokenizer
 
 
+def pretrain(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, steps: int, block: int = 64) -> float:
+    """A few hundred steps of next-token prediction on generated prose; returns the last loss.
+
+    Like a real base model, the result has seen plain text but never a chat template or an
+    instruction, so every recipe still has something to teach it.
+    """
+    text = tokenizer.eos_token.join(row["text"] for row in text_corpus(2000, seed=21))
+    ids = torch.tensor(tokenizer.backend_tokenizer.encode(text, add_special_tokens=False).ids)
+    blocks = ids[: len(ids) // block * block].view(-1, block)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    loss = torch.tensor(float("nan"))
+    for _ in range(steps):
+        batch = blocks[torch.randint(len(blocks), (16,), generator=generator)]
+        loss = model(input_ids=batch, labels=batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    model.eval()
+    return loss.item()
+
+
 def save_tiny_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: str | Path | None = None) -> Path:
     """Save the tiny model once per spec under the cache folder and return its path.
 
@@ -115,6 +143,8 @@ def save_tiny_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: str | Path
         return target
     cache_dir.mkdir(parents=True, exist_ok=True)
     model, tokenizer = build_tiny_model(spec)
+    if spec.pretrain_steps:
+        pretrain(model, tokenizer, spec.pretrain_steps)
     staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
