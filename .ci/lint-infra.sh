@@ -95,7 +95,7 @@ check "devcontainer.json: dev container schema" \
 check "Dockerfile: hadolint" \
   "$bin/hadolint" --config container/hadolint.yaml --no-color container/Dockerfile
 check "shell scripts: shellcheck" \
-  "$bin/shellcheck" container/entrypoint.sh .ci/lint-infra.sh
+  "$bin/shellcheck" container/entrypoint.sh container/profile.sh .ci/lint-infra.sh
 # Pedantic persona: code smells too. --offline: no GitHub API calls (no network, no token).
 check "workflows: zizmor (offline, pedantic)" \
   "$bin/zizmor" --offline --persona pedantic --no-progress --color never .github/
