@@ -4,7 +4,8 @@
     python -m cookbook.run --smoke --all                             # every recipe, tiny local model
 
 Each notebook writes into `<output-root>/<notebook name>/`: the executed notebook, metrics.json
-and its plots. In a pixi technique environment (PIXI_ENVIRONMENT_NAME), `--all` runs that
+and its plots. Paths are relative to the working directory (pixi runs tasks from the workspace
+root). In a pixi technique environment (PIXI_ENVIRONMENT_NAME), `--all` runs that
 technique's notebooks only.
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 import yaml
 
 import cookbook
-from cookbook.layout import REPO_ROOT, find_notebooks
+from cookbook.layout import find_notebooks
 
 
 def kernel_environment(smoke: bool) -> dict[str, str]:
@@ -80,12 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="run every notebook of this environment")
     parser.add_argument("--smoke", action="store_true", help="tiny local model and generated data, no downloads")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
-    parser.add_argument("--output-root", type=Path, default=REPO_ROOT / "outputs")
+    parser.add_argument("--output-root", type=Path, default=Path("outputs"))
     args = parser.parse_args(argv)
 
     notebooks = list(args.notebooks)
     if args.all:
-        notebooks += find_notebooks(environment=os.environ.get("PIXI_ENVIRONMENT_NAME"))
+        # From the working directory: in the container the package is installed apart from the notebooks.
+        notebooks += find_notebooks(Path.cwd(), environment=os.environ.get("PIXI_ENVIRONMENT_NAME"))
     if not notebooks:
         parser.error("name at least one notebook, or pass --all")
     for notebook in notebooks:
