@@ -29,6 +29,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from cookbook import select_device
 from cookbook.deeplake_data import PackedTextStream
+from cookbook.errors import CookbookInputError
 from cookbook.loading import load_causal_lm, load_tokenizer
 from cookbook.results import training_losses
 from cookbook.training import last_checkpoint
@@ -135,6 +136,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = training_arguments(options, device.trainer_precision)
     callbacks = [StopAfterSteps(options.stop_after)] if options.stop_after else []
     trainer = Trainer(model=model, args=args, train_dataset=train_stream, callbacks=callbacks)
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if trainer.accelerator.num_processes != launched:
+        raise CookbookInputError(
+            f"accelerate launched {launched} processes but they did not join one process group "
+            f"({trainer.accelerator.distributed_type}); without GPUs set ACCELERATE_USE_CPU=true to train on CPUs over gloo"
+        )
     resume = None if options.no_resume else last_checkpoint(options.output_dir)
 
     started = time.perf_counter()

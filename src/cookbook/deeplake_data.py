@@ -62,7 +62,7 @@ def open_text_dataset(url: str, text_column: str = "text") -> deeplake.ReadOnlyD
             f"Deep Lake dataset {url} has no {text_column!r} column (it has {columns}): set text_column to the column "
             "that holds the text"
         )
-    if len(ds) == 0 or not any(text.strip() for text in ds[text_column][0 : min(len(ds), 1000)]):
+    if len(ds) == 0 or not any(text and text.strip() for text in ds[text_column][0 : min(len(ds), 1000)]):
         raise CookbookInputError(
             f"Deep Lake dataset {url} has no text in column {text_column!r} ({len(ds)} rows): append rows and commit"
         )
@@ -70,7 +70,8 @@ def open_text_dataset(url: str, text_column: str = "text") -> deeplake.ReadOnlyD
 
 
 def _column_values(rows: list[dict], column: str) -> list[str]:
-    return [row[column] for row in rows]
+    """The non-empty texts of a batch of rows (Deep Lake returns an empty text cell as None)."""
+    return [row[column] for row in rows if row[column]]
 
 
 class PackedTextStream(IterableDataset):
@@ -121,6 +122,8 @@ class PackedTextStream(IterableDataset):
         eos = self.tokenizer.eos_token_id
         buffer: list[int] = []
         for texts in self._texts(epoch):
+            if not texts:
+                continue
             for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]:
                 buffer.extend([*ids, eos])
             while len(buffer) >= self.block_size:
