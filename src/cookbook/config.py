@@ -11,6 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from cookbook.smoke_data import GENERATORS, write_smoke_dataset
 from cookbook.tiny_model import save_tiny_model
 
@@ -38,6 +40,9 @@ class RunConfig:
         out.mkdir(parents=True, exist_ok=True)
         if not self.smoke:
             return self
+        # The tiny model's matmuls are too small to split across threads: one thread is faster, and
+        # much faster on a busy machine.
+        torch.set_num_threads(1)
         return dataclasses.replace(
             self,
             model=str(save_tiny_model()),
