@@ -46,6 +46,7 @@ def test_counting_collator_adds_up_every_batch():
     assert (summary["batches"], summary["tokens"], summary["padding"]) == (2, 10, 2)
     assert summary["padding_share"] == pytest.approx(2 / 12)
     assert summary["tokens_per_s"] == pytest.approx(5.0)
+    assert counter.summary(seconds=1.0, batches=1)["tokens"] == 6  # only the batches trained on
 
 
 @pytest.mark.parametrize("packing", [False, True])

@@ -51,22 +51,26 @@ class CountingCollator:
     """
 
     collator: Callable[[list[dict]], dict]
-    totals: dict[str, int] = field(default_factory=dict)
-    batches: int = 0
+    counts: list[dict[str, int]] = field(default_factory=list)  # one entry per batch built
 
     def __call__(self, examples: list[dict]) -> dict:
         batch = self.collator(examples)
-        for key, value in batch_token_counts(batch).items():
-            self.totals[key] = self.totals.get(key, 0) + value
-        self.batches += 1
+        self.counts.append(batch_token_counts(batch))
         return batch
 
-    def summary(self, seconds: float) -> dict[str, float]:
+    def totals(self, batches: int | None = None) -> dict[str, int]:
+        """Sums over the first `batches` batches (all by default). The Trainer may build a batch ahead of the
+        one it trains on, so pass the number of steps to count only the batches trained on."""
+        counts = self.counts[:batches]
+        return {key: sum(c[key] for c in counts) for key in ("positions", "tokens", "padding", "loss_tokens")}
+
+    def summary(self, seconds: float, batches: int | None = None) -> dict[str, float]:
         """Totals plus the padding share and real tokens per second over a run of `seconds`."""
-        tokens, positions = self.totals.get("tokens", 0), self.totals.get("positions", 0)
+        totals = self.totals(batches)
+        tokens, positions = totals["tokens"], totals["positions"]
         return {
-            **self.totals,
-            "batches": self.batches,
+            **totals,
+            "batches": len(self.counts[:batches]),
             "padding_share": (positions - tokens) / positions if positions else 0.0,
             "seconds": seconds,
             "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,
