@@ -124,3 +124,34 @@ def tokenizer_training_text() -> list[str]:
     for row in math_problems(400, seed=13):
         texts.extend([row["question"], row["solution"], row["answer"]])
     return texts
+
+
+# Short answers, for instruction tuning with an exact-match metric: every fact is asked in several
+# phrasings and under several system prompts, so the held-out split (conversations not in train) asks
+# known facts in combinations the model has not seen, and each answer is a single word.
+QUESTION_TEMPLATES = {
+    "opposite": ["What is the opposite of {}?", "Name the opposite of {}.", "Opposite of {}?", "Tell me the opposite of {}."],
+    "color": ["What color is {}?", "Which color is {}?", "Name the color of {}.", "Tell me the color of {}."],
+}  # fmt: skip
+SYSTEM_PROMPTS = [None, "You are a helpful assistant.", "Answer with one word."]
+
+
+def short_answers(n: int, seed: int = 0) -> list[dict]:
+    """`n` conversations in the `messages` format whose assistant reply is one word (an opposite or a color)."""
+    rng = random.Random(seed)
+    facts = [("opposite", *pair) for pair in sorted(OPPOSITES.items())] + [
+        ("color", *pair) for pair in sorted(COLORS.items())
+    ]
+    examples = []
+    for _ in range(n):
+        family, subject, answer = rng.choice(facts)
+        question = rng.choice(QUESTION_TEMPLATES[family]).format(subject)
+        messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        system = rng.choice(SYSTEM_PROMPTS)
+        if system:
+            messages.insert(0, {"role": "system", "content": system})
+        examples.append({"messages": messages})
+    return examples
+
+
+GENERATORS["short_answers"] = short_answers

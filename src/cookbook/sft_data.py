@@ -1,0 +1,147 @@
+"""Instruction data for supervised fine-tuning: which format a dataset is in, and a chat template to render it.
+
+TRL's `SFTTrainer` takes two shapes of instruction data:
+- conversational: a `messages` column, each row a list of {"role", "content"} turns;
+- prompt-completion: `prompt` and `completion` columns, both strings, or both lists of turns
+  (the completion's turns all the assistant's).
+Anything else (a bare `text` column, ShareGPT's from/value turns, a role the template does not know)
+is stopped here, before training, with one line naming the expected format.
+
+A base model often ships without a chat template, or with one whose end-of-turn token is not the
+model's EOS; then the fine-tuned model never learns where a reply ends. `ensure_chat_template` and
+`end_of_turn_token` make that explicit.
+"""
+
+from __future__ import annotations
+
+import re
+
+import datasets
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from cookbook.chat import prompt_messages, validate_conversation
+from cookbook.errors import CookbookInputError
+from cookbook.tiny_model import CHAT_TEMPLATE
+
+CONVERSATIONAL, PROMPT_COMPLETION = "conversational", "prompt-completion"
+EXPECTED_FORMAT = (
+    'expected conversational data (a "messages" column of [{"role": "system"|"user"|"assistant", '
+    '"content": str}, ...]) or prompt-completion data ("prompt" and "completion" columns, strings or lists of turns)'
+)
+CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")  # the special tokens CHAT_TEMPLATE refers to
+
+
+def detect_format(columns: list[str]) -> str:
+    """`conversational` or `prompt-completion` from a dataset's column names; one-line error otherwise."""
+    if "messages" in columns:
+        return CONVERSATIONAL
+    if "prompt" in columns and "completion" in columns:
+        return PROMPT_COMPLETION
+    raise CookbookInputError(f"dataset has columns {sorted(columns)}: {EXPECTED_FORMAT}")
+
+
+def _check_prompt_completion(prompt: object, completion: object) -> None:
+    if isinstance(prompt, str) and isinstance(completion, str):
+        if not completion.strip():
+            raise CookbookInputError("a completion is empty, so there is nothing to learn from: drop the row")
+        return
+    if isinstance(prompt, str) or isinstance(completion, str):
+        raise CookbookInputError(
+            f"prompt and completion must both be strings or both lists of turns, got {type(prompt).__name__} "
+            f"and {type(completion).__name__}: {EXPECTED_FORMAT}"
+        )
+    validate_conversation(list(prompt or []) + list(completion or []))
+    if not completion or any(turn["role"] != "assistant" for turn in completion):
+        raise CookbookInputError(f"a conversational completion must hold assistant turns only: {EXPECTED_FORMAT}")
+
+
+def check_sft_dataset(dataset: datasets.Dataset) -> str:
+    """Check every row of `dataset` and return its format; the first bad row stops the run with one line."""
+    data_format = detect_format(dataset.column_names)
+    if len(dataset) == 0:
+        raise CookbookInputError(f"dataset is empty; {EXPECTED_FORMAT}: check the split and the files")
+    if data_format == CONVERSATIONAL:
+        rows = ((messages,) for messages in dataset["messages"])
+    else:
+        rows = zip(dataset["prompt"], dataset["completion"], strict=True)
+    for index, row in enumerate(rows):
+        try:
+            validate_conversation(row[0]) if data_format == CONVERSATIONAL else _check_prompt_completion(*row)
+        except CookbookInputError as error:
+            raise CookbookInputError(f"row {index} of the {data_format} data: {error}") from None
+    return data_format
+
+
+def ensure_chat_template(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel | None = None) -> bool:
+    """Give a tokenizer without a chat template the cookbook's ChatML one; return True if it was set.
+
+    ChatML needs `<|im_start|>` and `<|im_end|>` as single special tokens; where the vocabulary lacks
+    them they are added and the model's embeddings grow to match (their new rows are trained by SFT).
+    A tokenizer that has a template keeps it: the model was (or will be) served with that one.
+    """
+    if tokenizer.chat_template is not None:
+        return False
+    missing = [token for token in CHATML_TOKENS if token not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing})
+        if model is None:
+            raise CookbookInputError(
+                f"the tokenizer lacks {missing}: pass the model too, so its embeddings can grow to the new vocabulary"
+            )
+        model.resize_token_embeddings(len(tokenizer))
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return True
+
+
+def end_of_turn_token(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The special token the chat template puts right after an assistant reply (`<|im_end|>` for ChatML).
+
+    Generation must stop at this token, so it has to be the EOS the model generates with; TRL's
+    `SFTConfig(eos_token=...)` sets both the tokenizer's and the model's.
+    """
+    marker = "MARKER-7f3a"
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}]
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    after = rendered[rendered.index(marker) + len(marker) :]
+    specials = sorted(tokenizer.all_special_tokens + list(tokenizer.get_added_vocab()), key=len, reverse=True)
+    for match in re.finditer("|".join(re.escape(token) for token in specials if token), after):
+        return match.group(0)
+    raise CookbookInputError(
+        "the chat template ends an assistant turn with no special token, so a model cannot learn to stop: "
+        "use a template whose assistant turns end with one (ChatML's <|im_end|>, say)"
+    )
+
+
+def normalize_answer(text: str) -> str:
+    """Whitespace-insensitive form of an answer, for exact match."""
+    return " ".join(text.split())
+
+
+def exact_match(predictions: list[str], references: list[str]) -> float:
+    """Share of predictions equal to their reference after whitespace normalisation."""
+    if len(predictions) != len(references) or not references:
+        raise ValueError(f"need as many predictions as references (>0), got {len(predictions)} and {len(references)}")
+    hits = sum(normalize_answer(p) == normalize_answer(r) for p, r in zip(predictions, references, strict=True))
+    return hits / len(references)
+
+
+def chat_prompt_completion(row: dict) -> dict:
+    """A string prompt-completion row as turns (user prompt, assistant completion), so the chat template applies;
+    rows that already hold turns pass through unchanged."""
+    if isinstance(row["prompt"], str):
+        return {
+            "prompt": [{"role": "user", "content": row["prompt"]}],
+            "completion": [{"role": "assistant", "content": row["completion"]}],
+        }
+    return {"prompt": row["prompt"], "completion": row["completion"]}
+
+
+def prompt_and_answer(row: dict) -> tuple[list[dict], str]:
+    """The turns a model is asked and the reference answer (the last assistant turn), for a conversational or a
+    turn-based prompt-completion row."""
+    if "messages" in row:
+        messages = row["messages"]
+        return prompt_messages(messages), messages[len(prompt_messages(messages))]["content"]
+    if isinstance(row["prompt"], str):
+        raise CookbookInputError("a string prompt-completion row: convert it with chat_prompt_completion first")
+    return list(row["prompt"]), row["completion"][-1]["content"]
