@@ -52,3 +52,31 @@ def test_estimates_order_full_lora_qlora():
     assert full == 16 * n
     with pytest.raises(ValueError):
         estimate_static_bytes(n, "dora")
+
+
+def test_measure_steps_trains_and_counts():
+    from cookbook.measure_training import mean_loss, measure_steps
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+
+    class Wrapped(nn.Module):  # the (**batch).loss interface of a transformers model
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x, y):
+            return type("Out", (), {"loss": nn.functional.mse_loss(self.net(x), y)})()
+
+    wrapped = Wrapped()
+    x = torch.randn(32, 4)
+    batches = [{"x": x, "y": x.sum(dim=1, keepdim=True)}]
+    before = mean_loss(wrapped, batches)
+    result = measure_steps(wrapped, torch.optim.AdamW(wrapped.parameters(), lr=1e-2), batches, steps=50)
+    assert mean_loss(wrapped, batches) < 0.5 * before
+    assert len(result["log_history"]) == 50 and result["log_history"][-1]["step"] == 50
+    n = 4 * 8 + 8 + 8 + 1
+    assert result["trainable_parameters"] == n
+    assert result["gradient_bytes"] == 4 * n
+    assert result["counted_total_bytes"] == 4 * n + 4 * n + result["optimizer_state_bytes"]
+    assert result["cuda_peak_bytes"] is None
