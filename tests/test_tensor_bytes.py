@@ -80,3 +80,10 @@ def test_measure_steps_trains_and_counts():
     assert result["gradient_bytes"] == 4 * n
     assert result["counted_total_bytes"] == 4 * n + 4 * n + result["optimizer_state_bytes"]
     assert result["cuda_peak_bytes"] is None
+
+
+def test_qlora_estimate_counts_unquantized_embeddings_in_fp32():
+    plain = estimate_static_bytes(1e9, "qlora", adapter_fraction=0.0)
+    with_embeddings = estimate_static_bytes(1e9, "qlora", adapter_fraction=0.0, unquantized_parameters=2e8)
+    assert plain == pytest.approx(0.516e9)
+    assert with_embeddings == pytest.approx(0.516 * 8e8 + 4 * 2e8)

@@ -70,13 +70,20 @@ def training_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[s
 BYTES_PER_BASE_PARAMETER = {"full": 16.0, "lora": 2.0, "qlora": 0.516}
 
 
-def estimate_static_bytes(n_parameters: float, method: str, adapter_fraction: float = 0.01) -> float:
+def estimate_static_bytes(
+    n_parameters: float, method: str, adapter_fraction: float = 0.01, unquantized_parameters: float = 0.0
+) -> float:
     """An *estimate* (a formula, not a measurement) of weights + gradients + optimizer state.
 
     The adapter (a fraction of the base's size) costs 16 bytes per parameter in fp32 with AdamW
-    (4 weight + 4 grad + 8 moments). Activations and the CUDA context (~0.5-1 GB) come on top.
+    (4 weight + 4 grad + 8 moments). `unquantized_parameters` (embeddings, output head: part of
+    `n_parameters`) stay out of the 4-bit layers; `prepare_model_for_kbit_training` casts them to fp32,
+    4 bytes each, under QLoRA. Activations and the CUDA context (~0.5-1 GB) come on top.
     """
     if method not in BYTES_PER_BASE_PARAMETER:
         raise ValueError(f"method must be one of {sorted(BYTES_PER_BASE_PARAMETER)}, got {method!r}")
     adapter = 0.0 if method == "full" else 16.0 * adapter_fraction * n_parameters
-    return BYTES_PER_BASE_PARAMETER[method] * n_parameters + adapter
+    if method != "qlora":
+        return BYTES_PER_BASE_PARAMETER[method] * n_parameters + adapter
+    quantized = n_parameters - unquantized_parameters
+    return BYTES_PER_BASE_PARAMETER["qlora"] * quantized + 4.0 * unquantized_parameters + adapter
