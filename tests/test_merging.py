@@ -1,0 +1,61 @@
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+from cookbook.errors import CookbookInputError
+from cookbook.merging import max_logit_diff, merge_to_standalone, merge_tolerance
+
+
+def tiny_llama(seed=0):
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def adapted(seed=0):
+    # init_lora_weights=False: B is random, not zero, so the adapter really changes the outputs
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+    return get_peft_model(tiny_llama(seed), config)
+
+
+BATCH = {"input_ids": torch.randint(0, 64, (2, 12), generator=torch.Generator().manual_seed(1))}
+
+
+def test_adapter_changes_the_model():
+    assert max_logit_diff(adapted(), tiny_llama(), BATCH) > 1e-3
+
+
+def test_merged_model_reloaded_from_safetensors_matches_the_adapter(tmp_path):
+    model = adapted()
+    with torch.no_grad():
+        expected = model(**BATCH).logits.clone()
+    out = merge_to_standalone(model, tmp_path / "merged")
+    assert list(out.glob("*.safetensors")) and not list(out.glob("*.bin"))
+    reloaded = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()
+    assert not any("lora" in name for name, _ in reloaded.named_parameters())
+    with torch.no_grad():
+        diff = (reloaded(**BATCH).logits - expected).abs().max().item()
+    assert diff < merge_tolerance(torch.float32)
+
+
+def test_saved_adapter_on_a_fresh_base_then_merged_matches(tmp_path):
+    model = adapted()
+    model.save_pretrained(tmp_path / "adapter")
+    fresh = PeftModel.from_pretrained(tiny_llama(), tmp_path / "adapter")
+    assert max_logit_diff(model, fresh, BATCH) < 1e-6
+    merged = AutoModelForCausalLM.from_pretrained(merge_to_standalone(fresh, tmp_path / "merged"))
+    assert max_logit_diff(model, merged, BATCH) < merge_tolerance(torch.float32)
+
+
+def test_merging_into_a_quantized_base_is_refused(tmp_path):
+    model = adapted()
+    model.get_base_model().is_loaded_in_4bit = True  # what transformers sets on a bitsandbytes 4-bit load
+    with pytest.raises(CookbookInputError, match="reload the base in bf16"):
+        merge_to_standalone(model, tmp_path / "merged")
+
+
+def test_bf16_tolerance_is_looser():
+    assert merge_tolerance(torch.bfloat16) > merge_tolerance(torch.float32)
