@@ -4,7 +4,11 @@ Padding to the longest sequence of a batch spends compute on pad tokens; on chat
 are right-skewed, that is often more than half of every batch. Padding-free packing
 (`transformers.DataCollatorWithFlattening`) concatenates the batch into one row and passes
 `position_ids` that restart at 0 for each example, so attention never crosses examples and no pad
-token is computed. It gives the same loss as the padded batch (tests/test_packing.py).
+token is computed. It gives the same loss as the padded batch (tests/test_packing.py), with one
+condition: the forward pass must run with `use_cache=False` (set `model.config.use_cache = False` before
+training). With a cache, transformers 5 skips the packed-sequence mask when it builds the attention mask
+and the examples in the row attend to each other. The FlashAttention-2 path (`cu_seq_lens_*` kwargs,
+returned here) splits the examples itself.
 """
 
 from __future__ import annotations
