@@ -36,7 +36,7 @@ def table(technique: str, batch_size: int, seq_len: int, optimizer: str, lora_ra
         plain = plan(shape, technique, **kwargs)
         checkpointed = plan(shape, technique, gradient_checkpointing=True, **kwargs)
 
-        def verdict(gpu: float) -> str:
+        def verdict(gpu: float, plain=plain, checkpointed=checkpointed) -> str:
             if plain.fits(gpu):
                 return "yes"
             return "with GC" if checkpointed.fits(gpu) else "no"

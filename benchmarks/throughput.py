@@ -15,6 +15,7 @@ and, for full fine-tuning on CUDA, model FLOPs utilisation (MFU).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -73,10 +74,7 @@ def build_model(spec: dict, technique: str, device: str, dtype):
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = spec["config"]
-    if isinstance(config, str):
-        config = AutoConfig.from_pretrained(config)
-    else:
-        config = AutoConfig.for_model(**config)
+    config = AutoConfig.from_pretrained(config) if isinstance(config, str) else AutoConfig.for_model(**config)
     config.vocab_size = spec["vocab_size"]
     attention = "sdpa"
     if device == "cuda":
@@ -113,8 +111,7 @@ def child(spec: dict) -> dict:
     """Train one configuration and return its measurements."""
     import torch
 
-    from cookbook.packing import DataCollatorWithFlattening
-    from cookbook.packing import packing_collator
+    from cookbook.packing import DataCollatorWithFlattening, packing_collator
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -177,7 +174,7 @@ def child(spec: dict) -> dict:
             lengths = batch["attention_mask"].sum(dim=1).tolist()
         else:
             cu = batch["cu_seq_lens_q"].tolist()
-            lengths = [b - a for a, b in zip(cu, cu[1:])]
+            lengths = [b - a for a, b in itertools.pairwise(cu)]
         real += sum(lengths)
         attended += sum(n * n for n in lengths)
     if device == "cuda":
@@ -215,9 +212,7 @@ def fmt_bytes(value: int) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    baseline = {
-        (r["technique"], r["checkpointing"]): r["tokens_per_s"] for r in results if r["layout"] == "padded"
-    }
+    baseline = {(r["technique"], r["checkpointing"]): r["tokens_per_s"] for r in results if r["layout"] == "padded"}
     lines = [
         "| technique | batches | grad. checkpointing | tokens/s (real) | vs padded | padding share | peak memory | MFU |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -265,7 +260,12 @@ def main() -> None:
     (work / "data.json").write_text(json.dumps(rows))
     techniques = args.techniques.split(",")
     results = []
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
     for technique, layout, checkpointing in CONFIGURATIONS:
         if technique not in techniques:
             continue

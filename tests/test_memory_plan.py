@@ -109,7 +109,9 @@ def test_static_memory_matches_real_tensors_after_one_step(technique, optimizer,
         assert getattr(predicted, part) == pytest.approx(value, rel=0.01), part
 
 
-@pytest.mark.parametrize(("technique", "dtype"), [("full", torch.bfloat16), ("full", torch.float32), ("lora", torch.bfloat16)])
+@pytest.mark.parametrize(
+    ("technique", "dtype"), [("full", torch.bfloat16), ("full", torch.float32), ("lora", torch.bfloat16)]
+)
 def test_activations_match_autograd_saved_tensors(technique, dtype):
     # a shape the coefficients were not fitted on
     config = LlamaConfig(**{**SMALL, "hidden_size": 160, "intermediate_size": 448, "num_hidden_layers": 3})
@@ -175,5 +177,7 @@ def test_shipped_configs_give_the_published_parameter_counts(repo_root):
     published = {"Qwen2.5-0.5B": 0.49, "Qwen2.5-1.5B": 1.54, "Llama-3.2-1B": 1.24, "Llama-3.2-3B": 3.21}
     published |= {"Qwen2.5-7B": 7.61, "Llama-3.1-8B": 8.03}
     for name, billions in published.items():
-        shape = ModelShape.from_config(AutoConfig.from_pretrained(repo_root / "benchmarks/model_configs" / f"{name}.json"))
+        shape = ModelShape.from_config(
+            AutoConfig.from_pretrained(repo_root / "benchmarks/model_configs" / f"{name}.json")
+        )
         assert shape.num_parameters() / 1e9 == pytest.approx(billions, abs=0.01), name

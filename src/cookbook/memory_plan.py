@@ -100,7 +100,12 @@ class ModelShape:
 
     def linear_layers(self) -> dict[str, tuple[int, int]]:
         """(in_features, out_features) of each linear layer in one decoder layer."""
-        h, q, kv, i = self.hidden_size, self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim, self.intermediate_size
+        h, q, kv, i = (
+            self.hidden_size,
+            self.num_heads * self.head_dim,
+            self.num_kv_heads * self.head_dim,
+            self.intermediate_size,
+        )
         return {
             "q_proj": (h, q),
             "k_proj": (h, kv),
@@ -254,14 +259,16 @@ def plan(
         raise CookbookInputError("batch size and sequence length must be at least 1")
     unknown = set(lora_targets) - set(ALL_LINEAR)
     if unknown:
-        raise CookbookInputError(f"unknown LoRA target modules {sorted(unknown)}: use names from {', '.join(ALL_LINEAR)}")
+        raise CookbookInputError(
+            f"unknown LoRA target modules {sorted(unknown)}: use names from {', '.join(ALL_LINEAR)}"
+        )
     if technique == "qlora" and dtype == "fp32":
         raise CookbookInputError("QLoRA computes in bf16 or fp16: use dtype bf16 or fp16")
 
     size = DTYPE_BYTES[dtype]
     notes = []
     weights = trainable = grads = optim = 0
-    for kind, numel, is_linear in shape.tensors():
+    for _kind, numel, is_linear in shape.tensors():
         if technique == "qlora" and is_linear:
             weights += params4bit_bytes(numel)
         else:
