@@ -11,7 +11,8 @@ The plan reads only the model's config (a local folder, a config.json, or a hub 
   256-entry code books per tensor, and fp32 moments for tensors under 4096 values;
 - activations: bytes autograd keeps for the backward pass, per token and per layer. The coefficients
   below were measured on CPU with `torch.autograd.graph.saved_tensors_hooks` (see
-  `saved_activation_bytes`) and fitted exactly (zero residual) over several shapes; with gradient
+  `saved_activation_bytes`) and fitted exactly (zero residual) over several shapes. They assume SDPA or
+  FlashAttention, which keep no L x L attention matrix (eager attention does); with gradient
   checkpointing only each layer's input is kept, plus one layer's activations while it is recomputed;
 - logits: the batch's B x L x V logits in the model dtype, the fp32 copy the loss makes, and the fp32
   log-probabilities it keeps for backward.
