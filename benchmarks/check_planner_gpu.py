@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig
 
 from cookbook.memory_plan import load_shape, plan
+from cookbook.technique_models import build_random_model
 
 CONFIGS = Path(__file__).with_name("model_configs")
 SIZES = ("Qwen2.5-0.5B", "Llama-3.2-1B")
@@ -32,32 +32,7 @@ SETTINGS = (
 
 def build(config_path: Path, technique: str):
     config = AutoConfig.from_pretrained(config_path)
-    torch.manual_seed(0)
-    if technique == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        folder = tempfile.mkdtemp()
-        AutoModelForCausalLM.from_config(config).to(torch.bfloat16).save_pretrained(folder)
-        quantization = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            folder,
-            quantization_config=quantization,
-            dtype=torch.bfloat16,
-            device_map="cuda",
-            attn_implementation="sdpa",
-        )
-    else:
-        model = AutoModelForCausalLM.from_config(config, attn_implementation="sdpa").to("cuda", torch.bfloat16)
-    if technique != "full":
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=16, target_modules="all-linear", lora_dropout=0.0))
-    return model
+    return build_random_model(config, technique, torch.bfloat16, device="cuda", attn_implementation="sdpa")
 
 
 def measure(name: str, technique: str, batch_size: int, seq_len: int, gradient_checkpointing: bool) -> dict:

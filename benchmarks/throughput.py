@@ -93,8 +93,9 @@ def rss_bytes(field: str) -> int:
 
 
 def build_model(spec: dict, technique: str, device: str, dtype):
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
+
+    from cookbook.technique_models import build_random_model
 
     config = spec["config"]
     config = AutoConfig.from_pretrained(config) if isinstance(config, str) else AutoConfig.for_model(**config)
@@ -105,28 +106,9 @@ def build_model(spec: dict, technique: str, device: str, dtype):
 
         if importlib.util.find_spec("flash_attn"):
             attention = "flash_attention_2"
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, attn_implementation=attention).to(dtype)
-    if technique == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        folder = tempfile.mkdtemp()
-        model.save_pretrained(folder)
-        quantization = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, quantization_config=quantization, dtype=dtype, device_map=device, attn_implementation=attention
-        )
-    else:
-        model = model.to(device)
-    if technique in ("lora", "qlora"):
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0))
+    model = build_random_model(
+        config, technique, dtype, device=device, attn_implementation=attention, lora_rank=16, lora_alpha=32
+    )
     return model, attention
 
 

@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, Qwen2Con
 
 from cookbook.errors import CookbookInputError
 from cookbook.memory_plan import ModelShape, main, plan, saved_activation_bytes
+from cookbook.technique_models import build_random_model
 
 SMALL = dict(
     vocab_size=512,
@@ -52,27 +53,8 @@ def param_bytes(param) -> int:
     return total
 
 
-def build(technique, tmp_path):
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(LlamaConfig(**SMALL)).to(torch.bfloat16)
-    if technique == "qlora":
-        from transformers import BitsAndBytesConfig
-
-        model.save_pretrained(tmp_path)
-        quantization = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
-        )
-        model = AutoModelForCausalLM.from_pretrained(
-            tmp_path, quantization_config=quantization, dtype=torch.bfloat16, device_map="cpu"
-        )
-    if technique in ("lora", "qlora"):
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=8, target_modules="all-linear", lora_dropout=0.0))
-    return model
+def build(technique):
+    return build_random_model(LlamaConfig(**SMALL), technique, torch.bfloat16, lora_rank=8, lora_alpha=8)
 
 
 def make_optimizer(name, params):
@@ -88,7 +70,7 @@ def make_optimizer(name, params):
     [("full", "adamw"), ("full", "adamw-8bit"), ("lora", "adamw"), ("lora", "adamw-8bit"), ("qlora", "adamw-8bit")],
 )
 def test_static_memory_matches_real_tensors_after_one_step(technique, optimizer, tmp_path):
-    model = build(technique, tmp_path)
+    model = build(technique)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(optimizer, trainable)
     ids = torch.randint(0, SMALL["vocab_size"], (2, 32))
@@ -115,12 +97,7 @@ def test_static_memory_matches_real_tensors_after_one_step(technique, optimizer,
 def test_activations_match_autograd_saved_tensors(technique, dtype):
     # a shape the coefficients were not fitted on
     config = LlamaConfig(**{**SMALL, "hidden_size": 160, "intermediate_size": 448, "num_hidden_layers": 3})
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config).to(dtype)
-    if technique == "lora":
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(model, LoraConfig(r=8, target_modules="all-linear", lora_dropout=0.0))
+    model = build_random_model(config, technique, dtype, lora_rank=8, lora_alpha=8)
     model.train()
     batch, length = 2, 48
     ids = torch.randint(0, config.vocab_size, (batch, length))
