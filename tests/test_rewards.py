@@ -146,3 +146,19 @@ def test_prepare_problems_rejects_bad_input_in_one_line():
     with pytest.raises(CookbookInputError, match="parseable") as error, pytest.warns(UnparseableGoldWarning):
         prepare_problems([{"question": "Q", "answer": "none"}])
     assert "\n" not in str(error.value)
+
+
+def test_answer_accuracy_scores_greedy_replies_and_skips_unparseable_gold():
+    from cookbook.loading import load_causal_lm, load_tokenizer
+    from cookbook.rewards import answer_accuracy
+    from cookbook.tiny_model import save_tiny_model
+
+    path = str(save_tiny_model())
+    model, tokenizer = load_causal_lm(path), load_tokenizer(path)
+    rows = prepare_problems(math_problems(3, seed=5))
+    rows.append({**rows[0], "answer": "not a number"})
+    with pytest.warns(UnparseableGoldWarning, match="skipped 1 of 4"):
+        result = answer_accuracy(model, tokenizer, rows, max_new_tokens=8)
+    assert result["n"] == 3 and len(result["replies"]) == 3
+    assert result["accuracy"] == 0.0  # an untrained model writes no answer block
+    assert all(set(reply) == {"reply", "stopped_at_eos", "correct"} for reply in result["replies"])

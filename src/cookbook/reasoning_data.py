@@ -57,3 +57,26 @@ def prepare_problems(rows: Sequence[dict], what: str = "problems") -> list[dict]
         }
         for p in problems
     ]
+
+
+def load_problem_splits(name_or_path: str, config: str | None = None):
+    """Train and test splits of a math dataset: a hub id with a config (GSM8K needs "main"), or anything
+    `cookbook.loading.load_splits` reads (a local folder of JSONL files, a hub id without configs)."""
+    import datasets
+
+    from cookbook.loading import load_splits
+
+    if config is None:
+        return load_splits(name_or_path)
+    try:
+        loaded = datasets.load_dataset(name_or_path, config)
+    except (FileNotFoundError, ValueError, ConnectionError) as error:
+        raise CookbookInputError(
+            f"could not load dataset {name_or_path!r} with config {config!r} ({type(error).__name__}): check both on "
+            "the hub and your network, or run with smoke=True"
+        ) from error
+    if "train" not in loaded or "test" not in loaded:
+        raise CookbookInputError(
+            f"dataset {name_or_path} has splits {sorted(loaded)}; this recipe needs train and test"
+        )
+    return datasets.DatasetDict({"train": loaded["train"], "test": loaded["test"]})

@@ -124,3 +124,25 @@ def tokenizer_training_text() -> list[str]:
     for row in math_problems(400, seed=13):
         texts.extend([row["question"], row["solution"], row["answer"]])
     return texts
+
+
+def small_math_problems(n: int, seed: int = 0) -> list[dict]:
+    """`n` word problems with numbers 1..5 and the bare equation as the worked `solution`: small enough for
+    the tiny smoke model to learn in a few hundred steps (the reasoning recipe's smoke data)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        name, item = rng.choice(NAMES), rng.choice(ITEMS)
+        a, b = rng.randint(1, 5), rng.randint(1, 5)
+        if rng.random() < 0.5:
+            question = f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?"
+            solution, answer = f"{a} + {b} = {a + b}", a + b
+        else:
+            a, b = max(a, b), min(a, b)
+            question = f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?"
+            solution, answer = f"{a} - {b} = {a - b}", a - b
+        rows.append({"question": question, "solution": solution, "answer": str(answer)})
+    return rows
+
+
+GENERATORS["math-small"] = small_math_problems
