@@ -162,3 +162,17 @@ def test_answer_accuracy_scores_greedy_replies_and_skips_unparseable_gold():
     assert result["n"] == 3 and len(result["replies"]) == 3
     assert result["accuracy"] == 0.0  # an untrained model writes no answer block
     assert all(set(reply) == {"reply", "stopped_at_eos", "correct"} for reply in result["replies"])
+
+
+def test_small_math_problems_have_correct_equations_and_disjoint_splits(tmp_path):
+    from cookbook.smoke_data import small_math_problems, write_smoke_dataset
+
+    rows = small_math_problems(200, seed=3)
+    assert rows == small_math_problems(200, seed=3)
+    for row in rows:
+        left, result = row["solution"].split(" = ")
+        assert eval(left) == int(result) == int(row["answer"]) >= 0  # the equation is the worked solution
+        assert all(1 <= int(n) <= 5 for n in left.split() if n.isdigit())
+    folder = write_smoke_dataset("math-small", tmp_path, n_train=100, n_test=20)
+    train, test = ((folder / f"{s}.jsonl").read_text().splitlines() for s in ("train", "test"))
+    assert len(test) == 20 and not set(train) & set(test)
