@@ -78,25 +78,24 @@ def text_corpus(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
-def math_problems(n: int, seed: int = 0) -> list[dict]:
-    """`n` one-step word problems with a numeric `answer` and a worked `solution`."""
+def math_problems(n: int, seed: int = 0, *, low: int = 2, high: int = 20, bare_equation: bool = False) -> list[dict]:
+    """`n` one-step word problems (numbers `low`..`high`) with a numeric `answer` and a worked `solution`
+    (a sentence, or only the equation with `bare_equation`)."""
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
         name, item = rng.choice(NAMES), rng.choice(ITEMS)
-        a, b = rng.randint(2, 20), rng.randint(2, 20)
+        a, b = rng.randint(low, high), rng.randint(low, high)
         if rng.random() < 0.5:
             question = f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?"
-            solution, answer = f"{name} has {a} + {b} = {a + b} {item}.", a + b
+            equation, answer, rest = f"{a} + {b} = {a + b}", a + b, f" {item}."
         else:
             a, b = max(a, b), min(a, b)
             question = f"{name} has {a} {item} and gives away {b}. How many {item} does {name} have left?"
-            solution, answer = f"{name} has {a} - {b} = {a - b} {item} left.", a - b
+            equation, answer, rest = f"{a} - {b} = {a - b}", a - b, f" {item} left."
+        solution = equation if bare_equation else f"{name} has {equation}{rest}"
         rows.append({"question": question, "solution": solution, "answer": str(answer)})
     return rows
-
-
-GENERATORS = {"chat": chat_examples, "text": text_corpus, "math": math_problems}
 
 
 def write_smoke_dataset(kind: str, directory: str | Path, n_train: int = 512, n_test: int = 64) -> Path:
@@ -154,4 +153,16 @@ def short_answers(n: int, seed: int = 0) -> list[dict]:
     return examples
 
 
-GENERATORS["short_answers"] = short_answers
+def small_math_problems(n: int, seed: int = 0) -> list[dict]:
+    """Problems with numbers 1..5 and the bare equation as the worked solution: small enough for the tiny
+    smoke model to learn in a few hundred steps (the reasoning recipe's smoke data)."""
+    return math_problems(n, seed, low=1, high=5, bare_equation=True)
+
+
+GENERATORS = {
+    "chat": chat_examples,
+    "text": text_corpus,
+    "math": math_problems,
+    "short_answers": short_answers,
+    "math-small": small_math_problems,
+}
