@@ -74,4 +74,3 @@ def test_bitsandbytes_present_reports_its_version():
     if importlib.util.find_spec("bitsandbytes") is None:
         pytest.skip("bitsandbytes is a Linux-only dependency")
     assert require_bitsandbytes()[0].isdigit()
-
