@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 
-from cookbook import select_device
+from cookbook import DeviceChoice, select_device
 from cookbook.deeplake_data import PackedTextStream
 from cookbook.errors import CookbookInputError
 from cookbook.loading import load_causal_lm, load_tokenizer
@@ -61,7 +61,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4, help="blocks per device per micro-batch")
     parser.add_argument("--grad-accum", type=int, default=4, help="micro-batches per optimizer step")
     parser.add_argument("--block-size", type=int, default=1024, help="tokens per packed block")
-    parser.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="recompute activations in backward (~30%% more compute); on when `pixi run plan` says it does not fit",
+    )
     parser.add_argument("--save-steps", type=int, default=100)
     parser.add_argument("--eval-blocks", type=int, default=200)
     parser.add_argument("--seed", type=int, default=42)
@@ -75,8 +80,9 @@ def using_fsdp() -> bool:
     return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
 
 
-def training_arguments(options: argparse.Namespace, precision: dict[str, bool]) -> TrainingArguments:
-    """Every knob of a full fine-tune in one place: batch geometry, schedule, memory savers, checkpoints."""
+def training_arguments(options: argparse.Namespace, device: DeviceChoice) -> TrainingArguments:
+    """Every knob of a full fine-tune in one place: batch geometry, schedule, memory savers, checkpoints,
+    and the device's precision (bf16 autocast where the GPU has it) and optimizer (fused AdamW on CUDA)."""
     return TrainingArguments(
         output_dir=options.output_dir,
         max_steps=options.max_steps,
@@ -86,6 +92,7 @@ def training_arguments(options: argparse.Namespace, precision: dict[str, bool]) 
         # Recompute each layer's activations in the backward pass instead of storing them: about a third more
         # compute for much less memory. Under FSDP, fsdp.yaml switches on FSDP's own checkpointing instead.
         activation_checkpointing=options.gradient_checkpointing and not using_fsdp(),
+        optim=device.trainer_optimizer,
         learning_rate=options.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=options.warmup,
@@ -98,7 +105,7 @@ def training_arguments(options: argparse.Namespace, precision: dict[str, bool]) 
         seed=options.seed,
         data_seed=options.seed,
         dataloader_drop_last=True,
-        **precision,
+        **device.trainer_precision,
     )
 
 
@@ -133,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = load_causal_lm(options.model, dtype=torch.float32)
     model.config.use_cache = False  # the KV cache is for generation; training with checkpointing needs it off
 
-    args = training_arguments(options, device.trainer_precision)
+    args = training_arguments(options, device)
     callbacks = [StopAfterSteps(options.stop_after)] if options.stop_after else []
     trainer = Trainer(model=model, args=args, train_dataset=train_stream, callbacks=callbacks)
     launched = int(os.environ.get("WORLD_SIZE", "1"))

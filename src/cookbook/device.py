@@ -1,4 +1,4 @@
-"""Pick the device and the training precision, and say in one line what was chosen and why."""
+"""Pick the device, the training precision and the optimizer, and say in one line what was chosen and why."""
 
 from __future__ import annotations
 
@@ -17,6 +17,24 @@ class DeviceChoice:
     def trainer_precision(self) -> dict[str, bool]:
         """The bf16/fp16 flags for transformers' TrainingArguments (and TRL's configs)."""
         return {"bf16": self.dtype == torch.bfloat16, "fp16": self.dtype == torch.float16}
+
+    @property
+    def trainer_optimizer(self) -> str:
+        """The `optim` for TrainingArguments (and TRL's configs): AdamW, fused on CUDA.
+
+        The fused CUDA kernel updates every parameter tensor in one launch instead of a few small kernels per
+        tensor; same maths, less time in the optimizer step. Elsewhere torch's standard AdamW.
+        """
+        return "adamw_torch_fused" if self.device == "cuda" else "adamw_torch"
+
+    @property
+    def qlora_optimizer(self) -> str:
+        """The `optim` for QLoRA: bitsandbytes' paged 8-bit AdamW on CUDA, `trainer_optimizer` elsewhere.
+
+        Paging moves optimizer state to CPU RAM through CUDA unified memory when the GPU runs short; it has
+        no meaning without CUDA, and an adapter's optimizer state is small enough in fp32 anyway.
+        """
+        return "paged_adamw_8bit" if self.device == "cuda" else self.trainer_optimizer
 
     def __str__(self) -> str:
         return f"device={self.device} dtype={str(self.dtype).removeprefix('torch.')} ({self.reason})"

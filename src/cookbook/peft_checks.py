@@ -31,15 +31,6 @@ def require_bitsandbytes() -> str:
     return bitsandbytes.__version__
 
 
-def optimizer_name(device: str) -> str:
-    """The Trainer `optim` for QLoRA: bitsandbytes' paged 8-bit AdamW on CUDA, torch's AdamW elsewhere.
-
-    Paging moves optimizer state to CPU RAM through CUDA unified memory when the GPU runs short; it has
-    no meaning without CUDA, and the adapter's optimizer state is small enough on CPU in fp32 anyway.
-    """
-    return "paged_adamw_8bit" if device == "cuda" else "adamw_torch"
-
-
 def linear_layer_names(model: nn.Module) -> dict[str, int]:
     """Short names (the last part of the module path) of the model's linear layers, with a count of each.
 

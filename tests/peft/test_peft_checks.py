@@ -5,7 +5,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from cookbook.errors import CookbookInputError
-from cookbook.peft_checks import check_target_modules, linear_layer_names, optimizer_name, require_bitsandbytes
+from cookbook.peft_checks import check_target_modules, linear_layer_names, require_bitsandbytes
 
 
 def tiny_gpt2():
@@ -74,9 +74,3 @@ def test_bitsandbytes_present_reports_its_version():
     if importlib.util.find_spec("bitsandbytes") is None:
         pytest.skip("bitsandbytes is a Linux-only dependency")
     assert require_bitsandbytes()[0].isdigit()
-
-
-def test_paged_optimizer_only_on_cuda():
-    assert optimizer_name("cuda") == "paged_adamw_8bit"
-    assert optimizer_name("cpu") == "adamw_torch"
-    assert optimizer_name("mps") == "adamw_torch"
