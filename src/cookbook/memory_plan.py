@@ -2,6 +2,13 @@
 
 The plan reads only the model's config (a local folder, a config.json, or a hub id) and counts:
 
+- precision: `dtype` bf16/fp16/fp32 is the dtype the model is loaded and trained in; `bf16-mixed` is what
+  `Trainer(bf16=True)` does with an fp32 model: fp32 weights, gradients and AdamW state, the forward in
+  bf16 autocast (activations and logits as autocast produces them, plus the bf16 copies autocast makes
+  of the weights it multiplies, kept for backward);
+- FSDP: `gpus > 1` shards weights, gradients and optimizer state over the GPUs (full shard, full
+  fine-tuning); each GPU keeps its own activations and logits, plus the all-gathered weights of the
+  units being computed;
 - weights: every parameter tensor, counted analytically from the config; QLoRA stores the decoder's
   linear layers in 4-bit NF4 with double quantisation (bitsandbytes Params4bit: packed bytes, uint8
   absmax per 64 values, fp32 absmax per 256 of those, and the two small code books);
@@ -18,7 +25,7 @@ The plan reads only the model's config (a local folder, a config.json, or a hub 
   log-probabilities it keeps for backward.
 
 Static parts (weights, gradients, optimizer state) match bytes counted from real tensors after one
-optimizer step (tests/test_memory_plan.py). Activations and logits are checked on CPU against autograd's
+optimizer step (tests/peft/test_memory_plan.py). Activations and logits are checked on CPU against autograd's
 saved tensors; the check against `torch.cuda.max_memory_allocated` on a GPU is
 `benchmarks/check_planner_gpu.py`.
 
@@ -38,22 +45,35 @@ GIB = 1024**3
 TECHNIQUES = ("full", "lora", "qlora")
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit")
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
+# Mixed precision: parameter (master) bytes and the bytes autocast computes in.
+MIXED = {"bf16-mixed": (4, 2)}
+DTYPES = (*DTYPE_BYTES, *MIXED)
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
 # Saved-for-backward bytes per token for one decoder layer: coefficients of
 # (hidden, intermediate, kv_dim = kv_heads * head_dim, attention heads, LoRA rank summed over adapted
-# linear layers, 1). Keyed by (technique, bytes of the model dtype). Measured with
-# saved_activation_bytes() on CPU, SDPA attention; the fit has zero residual over 7 shapes.
+# linear layers, 1). Keyed by (technique, bytes of the model dtype, or the mixed-precision name). Measured
+# with saved_activation_bytes() on CPU, SDPA attention; the fit has zero residual over 7 shapes (bf16-mixed:
+# 11 shapes under torch.autocast("cpu", torch.bfloat16), the autocast weight copies subtracted first; its
+# residual stream stays fp32, so layer inputs are 4 bytes per value).
 LAYER_COEFFICIENTS = {
     ("full", 2): (20, 8, 4, 4, 0, 8),
+    ("full", "bf16-mixed"): (30, 8, 4, 4, 0, 8),
     ("full", 4): (32, 16, 8, 4, 0, 8),
     ("lora", 2): (36, 10, 4, 4, 4, 8),
     ("lora", 4): (24, 16, 8, 4, 4, 8),
     ("qlora", 2): (36, 10, 4, 4, 4, 8),
 }
-# Outside the layers (embedding output, final norm) per token: coefficient of hidden.
-OUTSIDE_COEFFICIENTS = {("full", 2): 8.5, ("full", 4): 13, ("lora", 2): 0.5, ("lora", 4): 1, ("qlora", 2): 0.5}
+# Outside the layers (embedding output, final norm, rotary cos/sin) per token: coefficients of (hidden, head_dim).
+OUTSIDE_COEFFICIENTS = {
+    ("full", 2): (8.5, 0),
+    ("full", 4): (13, 0),
+    ("full", "bf16-mixed"): (10, 4),
+    ("lora", 2): (0.5, 0),
+    ("lora", 4): (1, 0),
+    ("qlora", 2): (0.5, 0),
+}
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,11 @@ class ModelShape:
     def num_parameters(self) -> int:
         return sum(n for _, n, _ in self.tensors())
 
+    def root_parameters(self) -> int:
+        """Parameters outside the decoder layers: embedding, final norm, untied output layer."""
+        head = 0 if self.tied_embeddings else self.vocab_size * self.hidden_size
+        return self.vocab_size * self.hidden_size + self.hidden_size + head
+
 
 def params4bit_bytes(numel: int, blocksize: int = 64, nested_blocksize: int = 256) -> int:
     """Bytes of one NF4 weight with double quantisation, as bitsandbytes stores it."""
@@ -175,6 +200,8 @@ class MemoryPlan:
     optimizer_state: int
     activations: int
     logits: int
+    weight_copies: int = 0
+    gpus: int = 1
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -183,7 +210,8 @@ class MemoryPlan:
 
     @property
     def total(self) -> int:
-        return self.static + self.activations + self.logits
+        """Bytes per GPU."""
+        return self.static + self.weight_copies + self.activations + self.logits
 
     def fits(self, gpu_gib: float, reserve_gib: float = 1.0, headroom: float = 0.10) -> bool:
         """True if the plan fits a GPU of `gpu_gib`, keeping `reserve_gib` for the CUDA context and
@@ -191,10 +219,12 @@ class MemoryPlan:
         return self.total <= (gpu_gib - reserve_gib) * GIB * (1 - headroom)
 
     def rows(self) -> list[tuple[str, int]]:
+        copies = [("gathered weights" if self.gpus > 1 else "weight copies", self.weight_copies)]
         return [
             ("weights", self.weights),
             ("gradients", self.gradients),
             ("optimizer state", self.optimizer_state),
+            *(copies if self.weight_copies else []),
             ("activations", self.activations),
             ("logits", self.logits),
             ("total", self.total),
@@ -204,7 +234,8 @@ class MemoryPlan:
         checkpointing = "on" if self.gradient_checkpointing else "off"
         lines = [
             f"{self.model}: {self.technique}, {self.optimizer}, {self.dtype}, batch {self.batch_size} x {self.seq_len} "
-            f"tokens, gradient checkpointing {checkpointing}",
+            f"tokens, gradient checkpointing {checkpointing}"
+            + (f", FSDP over {self.gpus} GPUs (per GPU)" if self.gpus > 1 else ""),
             f"parameters {self.parameters / 1e6:,.1f} M, trainable {self.trainable_parameters / 1e6:,.2f} M",
         ]
         lines += [f"  {name:<16} {value / GIB:9.2f} GiB" for name, value in self.rows()]
@@ -240,12 +271,15 @@ def plan(
     lora_rank: int = 16,
     lora_targets: tuple[str, ...] = ALL_LINEAR,
     adapter_dtype: str = "fp32",
+    gpus: int = 1,
 ) -> MemoryPlan:
-    """The memory plan for training `shape` (a ModelShape, or anything `load_shape` accepts).
+    """The memory plan for training `shape` (a ModelShape, or anything `load_shape` accepts), per GPU.
 
-    `dtype` is the dtype the model is loaded in (bf16 on a GPU in the recipes; fp32 is also what
-    fp32 master weights with bf16 autocast cost). LoRA adapters are fp32 by default, as PEFT upcasts
-    them (`autocast_adapter_dtype=True`).
+    `dtype` is the dtype the model is loaded and trained in (bf16 on a GPU in the PEFT recipes), or
+    `bf16-mixed`: an fp32 model trained under bf16 autocast (`Trainer(bf16=True)`, 01-Full-Fine-Tuning).
+    LoRA adapters are fp32 by default, as PEFT upcasts them (`autocast_adapter_dtype=True`).
+    `gpus` > 1: FSDP full shard (ZeRO-3) of weights, gradients and optimizer state over that many GPUs,
+    each running `batch_size` sequences.
     """
     name = shape if isinstance(shape, str) else "model"
     if isinstance(shape, str):
@@ -254,8 +288,14 @@ def plan(
         raise CookbookInputError(f"technique {technique!r} is unknown: use one of {', '.join(TECHNIQUES)}")
     if optimizer not in OPTIMIZERS:
         raise CookbookInputError(f"optimizer {optimizer!r} is unknown: use one of {', '.join(OPTIMIZERS)}")
-    if dtype not in DTYPE_BYTES or adapter_dtype not in DTYPE_BYTES:
-        raise CookbookInputError(f"dtype must be one of {', '.join(DTYPE_BYTES)}")
+    if dtype not in DTYPES or adapter_dtype not in DTYPE_BYTES:
+        raise CookbookInputError(f"dtype must be one of {', '.join(DTYPES)}")
+    if dtype in MIXED and technique != "full":
+        raise CookbookInputError(f"dtype {dtype} is modelled for full fine-tuning: use bf16 for {technique}")
+    if gpus < 1:
+        raise CookbookInputError("gpus must be at least 1")
+    if gpus > 1 and technique != "full":
+        raise CookbookInputError("--gpus (FSDP sharding) is modelled for full fine-tuning only: use --gpus 1")
     if batch_size < 1 or seq_len < 1:
         raise CookbookInputError("batch size and sequence length must be at least 1")
     unknown = set(lora_targets) - set(ALL_LINEAR)
@@ -266,7 +306,7 @@ def plan(
     if technique == "qlora" and dtype == "fp32":
         raise CookbookInputError("QLoRA computes in bf16 or fp16: use dtype bf16 or fp16")
 
-    size = DTYPE_BYTES[dtype]
+    size, compute = MIXED.get(dtype, (DTYPE_BYTES.get(dtype), DTYPE_BYTES.get(dtype)))
     notes = []
     weights = trainable = grads = optim = 0
     for _kind, numel, is_linear in shape.tensors():
@@ -293,7 +333,7 @@ def plan(
         rank_sum //= shape.num_layers
 
     tokens = batch_size * seq_len
-    key = (technique, size)
+    key = (technique, dtype if dtype in MIXED else size)
     if key not in LAYER_COEFFICIENTS:
         raise CookbookInputError(f"no activation coefficients for {technique} in {dtype}")
     c_h, c_i, c_kv, c_a, c_r, c_0 = LAYER_COEFFICIENTS[key]
@@ -305,14 +345,35 @@ def plan(
         + c_r * rank_sum
         + c_0
     )
-    outside = OUTSIDE_COEFFICIENTS[key] * shape.hidden_size
+    c_out_h, c_out_hd = OUTSIDE_COEFFICIENTS[key]
+    outside = c_out_h * shape.hidden_size + c_out_hd * shape.head_dim
     if gradient_checkpointing:
-        # each layer's input is kept; one layer's activations exist again while it is recomputed
+        # each layer's input (the residual stream: fp32 under autocast) is kept; one layer's activations
+        # exist again while it is recomputed
         per_token = shape.num_layers * size * shape.hidden_size + per_layer + outside
     else:
         per_token = shape.num_layers * per_layer + outside
     activations = int(tokens * per_token)
-    logits = tokens * shape.vocab_size * (size + (8 if size < 4 else 4))
+    logits = tokens * shape.vocab_size * (compute + (8 if compute < 4 else 4))
+    matmul_weights = sum(n for kind, n, is_linear in shape.tensors() if is_linear or kind == "lm_head")
+    if shape.tied_embeddings:
+        matmul_weights += shape.vocab_size * shape.hidden_size  # the output layer multiplies by the embedding
+    weight_copies = 0
+    if gpus > 1:
+        # FSDP2, one unit per decoder layer: a shard of everything, plus the unsharded (all-gathered) weights of
+        # the root unit (embedding, final norm, output layer: gathered for the whole forward) and of two decoder
+        # layers (the one computing and the one prefetched), in the compute dtype.
+        weights, grads, optim = (math.ceil(part / gpus) for part in (weights, grads, optim))
+        per_layer_params = (shape.num_parameters() - shape.root_parameters()) // shape.num_layers
+        weight_copies = compute * (shape.root_parameters() + 2 * per_layer_params)
+        notes.append(
+            "FSDP: per GPU; the gathered weights assume reshard-after-forward and one prefetched layer; "
+            "gradients of a layer before reduce-scatter and communication buffers are not counted"
+        )
+    elif dtype in MIXED:
+        # autocast casts every fp32 weight it multiplies to bf16 and keeps the copy for backward
+        weight_copies = compute * matmul_weights
+        notes.append("bf16-mixed: fp32 weights, gradients and AdamW state; bf16 copies of the matmul weights")
     if optimizer == "paged-adamw-8bit":
         notes.append("paged optimizer state lives in CUDA unified memory and can be evicted to CPU RAM under pressure")
     if gradient_checkpointing and technique == "full":
@@ -332,6 +393,8 @@ def plan(
         optimizer_state=optim,
         activations=activations,
         logits=logits,
+        weight_copies=weight_copies,
+        gpus=gpus,
         notes=notes,
     )
 
@@ -365,7 +428,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seq-len", type=int, default=1024)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
-    parser.add_argument("--dtype", choices=sorted(DTYPE_BYTES), default="bf16", help="dtype the model is loaded in")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="bf16",
+        help="dtype the model is loaded and trained in; bf16-mixed: fp32 model under bf16 autocast (Trainer bf16=True)",
+    )
+    parser.add_argument("--gpus", type=int, default=1, help="FSDP full shard over this many GPUs (full fine-tuning)")
     parser.add_argument("--lora-rank", type=int, default=16)
     parser.add_argument("--gpu-gib", type=float, default=None, help="GPU memory in GiB, e.g. 24 or 80")
     args = parser.parse_args(argv)
@@ -379,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
             optimizer=args.optimizer,
             dtype=args.dtype,
             lora_rank=args.lora_rank,
+            gpus=args.gpus,
         )
     except CookbookInputError as error:
         parser.exit(2, f"error: {error}\n")

@@ -3,7 +3,8 @@
 This is what a CPU can show honestly (its resident set size mixes in the allocator, the Python heap
 and every earlier run in the process). Activations are not counted: they depend on batch and length
 and are freed as the backward pass goes. bitsandbytes' 4-bit weights are counted as stored (packed
-uint8) plus their quantization constants.
+uint8) plus their quantization constants. Estimates for model sizes that do not fit here come from the
+memory planner, `cookbook.memory_plan`.
 """
 
 from __future__ import annotations
@@ -61,29 +62,3 @@ def training_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[s
     counted["total_bytes"] = sum(counted.values())
     counted["trainable_parameters"] = trainable_parameter_count(model)
     return counted
-
-
-# Bytes per parameter of the *static* training state (weights, gradients, optimizer), no activations.
-# Full fine-tuning in bf16 mixed precision with AdamW: bf16 weights (2) + fp32 master copy (4) +
-# bf16 grads (2) + two fp32 moments (8) = 16. LoRA/QLoRA: the frozen base only (bf16: 2; NF4 with
-# double quantization: 4 bits + ~0.127 bits of constants per weight = ~0.516), plus the adapter.
-BYTES_PER_BASE_PARAMETER = {"full": 16.0, "lora": 2.0, "qlora": 0.516}
-
-
-def estimate_static_bytes(
-    n_parameters: float, method: str, adapter_fraction: float = 0.01, unquantized_parameters: float = 0.0
-) -> float:
-    """An *estimate* (a formula, not a measurement) of weights + gradients + optimizer state.
-
-    The adapter (a fraction of the base's size) costs 16 bytes per parameter in fp32 with AdamW
-    (4 weight + 4 grad + 8 moments). `unquantized_parameters` (embeddings, output head: part of
-    `n_parameters`) stay out of the 4-bit layers; `prepare_model_for_kbit_training` casts them to fp32,
-    4 bytes each, under QLoRA. Activations and the CUDA context (~0.5-1 GB) come on top.
-    """
-    if method not in BYTES_PER_BASE_PARAMETER:
-        raise ValueError(f"method must be one of {sorted(BYTES_PER_BASE_PARAMETER)}, got {method!r}")
-    adapter = 0.0 if method == "full" else 16.0 * adapter_fraction * n_parameters
-    if method != "qlora":
-        return BYTES_PER_BASE_PARAMETER[method] * n_parameters + adapter
-    quantized = n_parameters - unquantized_parameters
-    return BYTES_PER_BASE_PARAMETER["qlora"] * quantized + 4.0 * unquantized_parameters + adapter

@@ -158,3 +158,80 @@ def test_shipped_configs_give_the_published_parameter_counts(repo_root):
             AutoConfig.from_pretrained(repo_root / "benchmarks/model_configs" / f"{name}.json")
         )
         assert shape.num_parameters() / 1e9 == pytest.approx(billions, abs=0.01), name
+    # the larger sizes in 01-Full-Fine-Tuning's table; their cards round to 3 significant figures
+    for name, billions in {"Qwen2.5-3B": 3.09, "Qwen2.5-14B": 14.7, "Llama-3.1-70B": 70.6}.items():
+        shape = ModelShape.from_config(
+            AutoConfig.from_pretrained(repo_root / "benchmarks/model_configs" / f"{name}.json")
+        )
+        assert shape.num_parameters() / 1e9 == pytest.approx(billions, rel=0.01), name
+
+
+def test_bf16_mixed_static_parts_are_fp32_tensors_after_one_autocast_step():
+    """Trainer(bf16=True) on an fp32 model: fp32 weights, gradients and AdamW moments."""
+    model = build_random_model(LlamaConfig(**SMALL), "full", torch.float32)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    ids = torch.randint(0, SMALL["vocab_size"], (2, 32))
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    opt.step()
+    assert {p.grad.dtype for p in model.parameters()} == {torch.float32}
+    measured = {
+        "weights": sum(tensor_bytes(p) for p in model.parameters()),
+        "gradients": sum(tensor_bytes(p.grad) for p in model.parameters()),
+        "optimizer_state": sum(tensor_bytes(v) for s in opt.state.values() for v in s.values() if torch.is_tensor(v)),
+    }
+    predicted = plan(ModelShape.from_config(LlamaConfig(**SMALL)), "full", dtype="bf16-mixed")
+    for part, value in measured.items():
+        assert getattr(predicted, part) == pytest.approx(value, rel=0.01), part
+    assert predicted.static == pytest.approx(16 * predicted.parameters, rel=0.01)  # 4 + 4 + 8 bytes per parameter
+
+
+def test_bf16_mixed_activations_match_autograd_saved_tensors_under_autocast():
+    # a shape outside the fit, with head_dim != hidden / heads and tied embeddings
+    config = LlamaConfig(
+        **{**SMALL, "hidden_size": 176, "intermediate_size": 416, "num_hidden_layers": 3, "head_dim": 48}
+        | {"tie_word_embeddings": True}
+    )
+    model = build_random_model(config, "full", torch.float32)
+    model.train()
+    batch, length = 3, 40
+    ids = torch.randint(0, config.vocab_size, (batch, length))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        measured, _ = saved_activation_bytes(model, input_ids=ids, labels=ids)
+    predicted = plan(ModelShape.from_config(config), "full", batch_size=batch, seq_len=length, dtype="bf16-mixed")
+    saved_log_probs = batch * length * config.vocab_size * 4
+    # autocast's bf16 weight copies are saved for backward too: without them the plan would be far off
+    assert predicted.weight_copies > 0.2 * measured
+    assert predicted.weight_copies + predicted.activations + saved_log_probs == pytest.approx(measured, rel=0.02)
+    pure = plan(ModelShape.from_config(config), "full", batch_size=batch, seq_len=length, dtype="bf16")
+    assert pure.weight_copies == 0 and pure.static < predicted.static / 1.9
+
+
+def test_fsdp_shards_static_memory_and_keeps_per_gpu_activations():
+    shape = ModelShape.from_config(LlamaConfig(**SMALL))
+    one = plan(shape, "full", batch_size=2, seq_len=256, dtype="bf16-mixed")
+    four = plan(shape, "full", batch_size=2, seq_len=256, dtype="bf16-mixed", gpus=4)
+    for part in ("weights", "gradients", "optimizer_state"):
+        assert getattr(four, part) == -(-getattr(one, part) // 4), part
+    assert (four.activations, four.logits) == (one.activations, one.logits)
+    h, v = SMALL["hidden_size"], SMALL["vocab_size"]
+    root = 2 * v * h + h  # embedding, final norm, untied output layer
+    layer = (shape.num_parameters() - root) // SMALL["num_hidden_layers"]
+    assert four.weight_copies == 2 * (root + 2 * layer)  # bf16 all-gathered: root unit + two decoder layers
+    assert four.total == four.static + four.weight_copies + four.activations + four.logits
+    assert "FSDP over 4 GPUs" in four.report()
+    with pytest.raises(CookbookInputError, match="full fine-tuning"):
+        plan(shape, "lora", gpus=2)
+    with pytest.raises(CookbookInputError, match="full fine-tuning"):
+        plan(shape, "qlora", dtype="bf16-mixed")
+    with pytest.raises(CookbookInputError, match="at least 1"):
+        plan(shape, "full", gpus=0)
+
+
+def test_cli_takes_mixed_precision_and_gpus(tmp_path, capsys):
+    LlamaConfig(**SMALL).save_pretrained(tmp_path)
+    main(["--model", str(tmp_path), "--technique", "full", "--dtype", "bf16-mixed", "--gpus", "8"])
+    out = capsys.readouterr().out
+    assert "bf16-mixed" in out and "FSDP over 8 GPUs" in out and "gathered weights" in out

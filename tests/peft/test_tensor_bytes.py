@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from cookbook.tensor_bytes import estimate_static_bytes, parameter_bytes, training_bytes
+from cookbook.tensor_bytes import parameter_bytes, training_bytes
 
 
 def test_counts_match_adamw_on_a_linear_layer():
@@ -45,15 +45,6 @@ def test_4bit_weights_count_about_half_a_byte_each():
     assert 0.5 <= per_weight < 0.6
 
 
-def test_estimates_order_full_lora_qlora():
-    n = 7e9
-    full, lora, qlora = (estimate_static_bytes(n, m) for m in ("full", "lora", "qlora"))
-    assert full > lora > qlora
-    assert full == 16 * n
-    with pytest.raises(ValueError):
-        estimate_static_bytes(n, "dora")
-
-
 def test_measure_steps_trains_and_counts():
     from cookbook.measure_training import mean_loss, measure_steps
 
@@ -80,10 +71,3 @@ def test_measure_steps_trains_and_counts():
     assert result["gradient_bytes"] == 4 * n
     assert result["counted_total_bytes"] == 4 * n + 4 * n + result["optimizer_state_bytes"]
     assert result["cuda_peak_bytes"] is None
-
-
-def test_qlora_estimate_counts_unquantized_embeddings_in_fp32():
-    plain = estimate_static_bytes(1e9, "qlora", adapter_fraction=0.0)
-    with_embeddings = estimate_static_bytes(1e9, "qlora", adapter_fraction=0.0, unquantized_parameters=2e8)
-    assert plain == pytest.approx(0.516e9)
-    assert with_embeddings == pytest.approx(0.516 * 8e8 + 4 * 2e8)
