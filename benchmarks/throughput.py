@@ -24,47 +24,40 @@ import tempfile
 import time
 from pathlib import Path
 
+# a ~1M-parameter Llama that trains in seconds on 2 CPU cores
+CPU_PRESET = dict(
+    config=dict(
+        model_type="llama",
+        hidden_size=128,
+        intermediate_size=384,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+    ),
+    median_tokens=64,
+    max_tokens=256,
+    batch_size=8,
+    steps=4,
+    warmup=1,
+    repeats=3,
+    threads=1,
+)
+
 PRESETS = {
-    # a ~1M-parameter Llama that trains in seconds on 2 CPU cores
-    "cpu": dict(
-        config=dict(
-            model_type="llama",
-            hidden_size=128,
-            intermediate_size=384,
-            num_hidden_layers=4,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
-            tie_word_embeddings=False,
-        ),
-        median_tokens=64,
-        max_tokens=256,
-        batch_size=8,
-        steps=4,
-        warmup=1,
-        repeats=3,
-        threads=1,
-    ),
+    "cpu": CPU_PRESET,
     # four times the compute per token: less of each step is Python and framework overhead
-    "cpu-large": dict(
-        config=dict(
-            model_type="llama",
-            hidden_size=256,
-            intermediate_size=768,
-            num_hidden_layers=4,
-            num_attention_heads=8,
-            num_key_value_heads=4,
-            max_position_embeddings=2048,
-            tie_word_embeddings=False,
-        ),
-        median_tokens=64,
-        max_tokens=256,
-        batch_size=8,
-        steps=4,
-        warmup=1,
-        repeats=3,
-        threads=1,
-    ),
+    "cpu-large": {
+        **CPU_PRESET,
+        "config": {
+            **CPU_PRESET["config"],
+            "hidden_size": 256,
+            "intermediate_size": 768,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+        },
+    },
     # Qwen2.5-0.5B's shape, random weights (nothing downloaded)
     "gpu": dict(
         config="benchmarks/model_configs/Qwen2.5-0.5B.json",
