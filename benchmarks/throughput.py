@@ -1,4 +1,4 @@
-"""Training throughput, side by side in one run: padded batches vs padding-free packing, with and
+"""Training throughput, side by side in one run: padded batches vs three padding-free packings, with and
 without gradient checkpointing, for full fine-tuning, LoRA and QLoRA.
 
     python benchmarks/throughput.py                 # CPU preset: a few minutes on 2 cores
@@ -6,7 +6,10 @@ without gradient checkpointing, for full fine-tuning, LoRA and QLoRA.
 
 Every configuration trains the same randomly initialised model on the same variable-length chat
 batches (cookbook.packing.variable_length_chats: log-normal lengths, like real chat corpora) for a fixed
-number of steps, each in its own process so that peak memory is its own. Reported per configuration:
+number of steps, each in its own process so that peak memory is its own. Layouts (`--layouts`):
+padded (to each batch's longest), packed (the batch flattened into one row), binned (best-fit-decreasing
+rows no longer than the batch's longest example) and segments (the flattened row, attention run per
+example). Every layout computes the same examples per step. Reported per configuration:
 tokens/s counting real (non-pad) tokens only, the share of computed tokens that were padding, peak
 memory (CUDA: torch.cuda.max_memory_allocated; CPU: growth of the process's peak RSS during training)
 and, for full fine-tuning on CUDA, model FLOPs utilisation (MFU).
@@ -15,7 +18,6 @@ and, for full fine-tuning on CUDA, model FLOPs utilisation (MFU).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import subprocess
@@ -73,7 +75,7 @@ CONFIGURATIONS = [
     (technique, layout, checkpointing)
     for technique in ("full", "lora", "qlora")
     for checkpointing in (False, True)
-    for layout in ("padded", "packed")
+    for layout in ("padded", "packed", "binned", "segments")
 ]
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "4090": 165.0}
 
@@ -85,7 +87,7 @@ def rss_bytes(field: str) -> int:
     return 0
 
 
-def build_model(spec: dict, technique: str, device: str, dtype):
+def build_model(spec: dict, technique: str, device: str, dtype, attention: str = "sdpa"):
     from transformers import AutoConfig
 
     from cookbook.technique_models import build_random_model
@@ -93,8 +95,7 @@ def build_model(spec: dict, technique: str, device: str, dtype):
     config = spec["config"]
     config = AutoConfig.from_pretrained(config) if isinstance(config, str) else AutoConfig.for_model(**config)
     config.vocab_size = spec["vocab_size"]
-    attention = "sdpa"
-    if device == "cuda":
+    if device == "cuda" and attention == "sdpa":
         import importlib.util
 
         if importlib.util.find_spec("flash_attn"):
@@ -109,13 +110,21 @@ def child(spec: dict) -> dict:
     """Train one configuration and return its measurements."""
     import torch
 
-    from cookbook.packing import DataCollatorWithFlattening, packing_collator
+    from cookbook.packing import (
+        DataCollatorWithFlattening,
+        binned_packing_collator,
+        packing_collator,
+        register_segment_attention,
+    )
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     torch.set_num_threads(spec.get("threads") or torch.get_num_threads())
     rows = json.loads(Path(spec["data"]).read_text())
-    model, attention = build_model(spec, spec["technique"], device, dtype)
+    layout = spec["layout"]
+    # segments: per-example SDPA on the flattened row (the CPU stand-in for a variable-length kernel)
+    attention = register_segment_attention() if layout == "segments" else "sdpa"
+    model, attention = build_model(spec, spec["technique"], device, dtype, attention)
     if spec["checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if spec["technique"] != "full":
@@ -125,9 +134,11 @@ def child(spec: dict) -> dict:
     optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=device == "cuda")
 
     batch_size = spec["batch_size"]
-    if spec["layout"] == "packed":
+    if layout in ("packed", "segments"):
         collate = packing_collator()
         assert isinstance(collate, DataCollatorWithFlattening)
+    elif layout == "binned":
+        collate = binned_packing_collator(spec["pad_token_id"])
     else:
         pad = spec["pad_token_id"]
 
@@ -141,7 +152,8 @@ def child(spec: dict) -> dict:
                 out["labels"].append(row["labels"] + [-100] * extra)
             return {key: torch.tensor(value) for key, value in out.items()}
 
-    batches = [collate(rows[i : i + batch_size]) for i in range(0, len(rows) - batch_size + 1, batch_size)]
+    groups = [rows[i : i + batch_size] for i in range(0, len(rows) - batch_size + 1, batch_size)]
+    batches = [collate(group) for group in groups]
     steps, warmup = spec["steps"], spec["warmup"]
     assert len(batches) >= steps + warmup, "not enough data for the requested steps"
 
@@ -163,9 +175,9 @@ def child(spec: dict) -> dict:
     else:
         Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
     start_rss = rss_bytes("VmRSS")
-    real = computed = attended = 0
+    real = computed = attended = scores = 0
     seconds = 0.0
-    for batch in batches[warmup : warmup + steps]:
+    for group, batch in zip(groups[warmup : warmup + steps], batches[warmup : warmup + steps], strict=True):
         # each batch runs `repeats` times and counts its fastest run: on a shared machine the other
         # processes slow some runs down, rarely all of them
         times = []
@@ -177,22 +189,22 @@ def child(spec: dict) -> dict:
             times.append(time.perf_counter() - began)
         seconds += min(times)
         computed += batch["input_ids"].numel()
-        if "attention_mask" in batch:
-            lengths = batch["attention_mask"].sum(dim=1).tolist()
-        else:
-            cu = batch["cu_seq_lens_q"].tolist()
-            lengths = [b - a for a, b in itertools.pairwise(cu)]
+        lengths = [len(row["input_ids"]) for row in group]
         real += sum(lengths)
         attended += sum(n * n for n in lengths)
+        # attention scores SDPA computes: every row's full width^2, or each example's length^2 with segments
+        n_rows, width = batch["input_ids"].shape
+        scores += sum(n * n for n in lengths) if layout == "segments" else n_rows * width * width
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else rss_bytes("VmHWM") - start_rss
     result = {
         "technique": spec["technique"],
-        "layout": spec["layout"],
+        "layout": layout,
         "checkpointing": spec["checkpointing"],
         "device": torch.cuda.get_device_name(0) if device == "cuda" else f"cpu x{torch.get_num_threads()}",
         "attention": attention,
         "tokens_per_s": real / seconds,
         "padding_share": 1 - real / computed,
+        "scores_per_step": scores / steps,
         "peak_memory_bytes": peak,
         "peak_kind": "cuda max_memory_allocated" if device == "cuda" else "cpu peak RSS growth",
         "seconds": seconds,
@@ -218,23 +230,24 @@ def fmt_bytes(value: int) -> str:
 def markdown(results: list[dict]) -> str:
     baseline = {(r["technique"], r["checkpointing"]): r["tokens_per_s"] for r in results if r["layout"] == "padded"}
     lines = [
-        "| technique | batches | grad. checkpointing | tokens/s (real) | vs padded | padding share | peak memory | MFU |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| technique | batches | grad. checkpointing | tokens/s (real) | vs padded | padding share | attention scores/step | peak memory | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         ratio = r["tokens_per_s"] / baseline[(r["technique"], r["checkpointing"])]
         mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
         lines.append(
             f"| {r['technique']} | {r['layout']} | {'on' if r['checkpointing'] else 'off'} | {r['tokens_per_s']:,.0f} | "
-            f"{ratio:.2f}x | {r['padding_share']:.0%} | {fmt_bytes(r['peak_memory_bytes'])} | {mfu} |"
+            f"{ratio:.2f}x | {r['padding_share']:.0%} | {r['scores_per_step'] / 1e3:,.0f}k | {fmt_bytes(r['peak_memory_bytes'])} | {mfu} |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Throughput: padded vs packed, with and without checkpointing")
+    parser = argparse.ArgumentParser(description="Throughput: padded vs packing, with and without checkpointing")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--techniques", default="full,lora,qlora", help="comma-separated subset of full,lora,qlora")
+    parser.add_argument("--layouts", default="padded,packed,binned,segments", help="comma-separated; padded first")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--repeats", type=int, help="runs per batch; the fastest counts (default: preset)")
     parser.add_argument("--threads", type=int, help="CPU threads per configuration (default: preset)")
@@ -266,6 +279,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
     (work / "data.json").write_text(json.dumps(rows))
     techniques = args.techniques.split(",")
+    layouts = args.layouts.split(",")
     results = []
     env = dict(
         os.environ,
@@ -274,7 +288,7 @@ def main() -> None:
         ),
     )
     for technique, layout, checkpointing in CONFIGURATIONS:
-        if technique not in techniques:
+        if technique not in techniques or layout not in layouts:
             continue
         spec = dict(
             preset,
@@ -296,7 +310,7 @@ def main() -> None:
         result = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(result)
         print(
-            f"{technique:6} {layout:7} checkpointing={'on ' if checkpointing else 'off'} "
+            f"{technique:6} {layout:8} checkpointing={'on ' if checkpointing else 'off'} "
             f"{result['tokens_per_s']:9,.0f} tokens/s  padding {result['padding_share']:4.0%}  "
             f"peak {fmt_bytes(result['peak_memory_bytes'])}",
             flush=True,
