@@ -87,7 +87,7 @@ def rss_bytes(field: str) -> int:
     return 0
 
 
-def build_model(spec: dict, technique: str, device: str, dtype, attention: str = "sdpa"):
+def build_model(spec: dict, technique: str, device: str, dtype, attention: str = "sdpa", allow_flash: bool = True):
     from transformers import AutoConfig
 
     from cookbook.technique_models import build_random_model
@@ -95,7 +95,7 @@ def build_model(spec: dict, technique: str, device: str, dtype, attention: str =
     config = spec["config"]
     config = AutoConfig.from_pretrained(config) if isinstance(config, str) else AutoConfig.for_model(**config)
     config.vocab_size = spec["vocab_size"]
-    if device == "cuda" and attention == "sdpa":
+    if device == "cuda" and attention == "sdpa" and allow_flash:
         import importlib.util
 
         if importlib.util.find_spec("flash_attn"):
@@ -124,7 +124,8 @@ def child(spec: dict) -> dict:
     layout = spec["layout"]
     # segments: per-example SDPA on the flattened row (the CPU stand-in for a variable-length kernel)
     attention = register_segment_attention() if layout == "segments" else "sdpa"
-    model, attention = build_model(spec, spec["technique"], device, dtype, attention)
+    # binned rows stay on SDPA: transformers' FlashAttention path reads packed position_ids only for batch 1
+    model, attention = build_model(spec, spec["technique"], device, dtype, attention, allow_flash=layout != "binned")
     if spec["checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if spec["technique"] != "full":

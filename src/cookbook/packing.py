@@ -18,6 +18,8 @@ batch's B x longest^2. Two padding-free alternatives avoid it:
   `packing_strategy="bfd"`), one bin per row, rows as long as the longest bin. The score matrix is
   rows x row length^2. The only pad tokens are the tails of rows shorter than the longest; they form
   their own segment (restarting `position_ids`) instead of needing an attention mask.
+  Mask-based attention only (SDPA, eager): transformers' FlashAttention path detects packed
+  `position_ids` only in a batch of one row, and would let the examples of a row attend to each other.
 - `SEGMENT_ATTENTION` (`register_segment_attention()`): an attention function that runs causal SDPA
   on each example of the flattened row separately (from the collator's `cu_seq_lens_q`), sum of
   length^2 scores, the work FlashAttention's variable-length kernel does on a GPU.
