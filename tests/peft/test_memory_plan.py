@@ -10,6 +10,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, Qwen2Con
 from cookbook.errors import CookbookInputError
 from cookbook.memory_plan import ModelShape, main, plan, saved_activation_bytes
 from cookbook.technique_models import build_random_model
+from cookbook.tensor_bytes import training_bytes
 
 SMALL = dict(
     vocab_size=512,
@@ -38,19 +39,14 @@ def test_parameter_count_matches_transformers(config):
     assert ModelShape.from_config(config).num_parameters() == model.num_parameters()
 
 
-def tensor_bytes(tensor) -> int:
-    return tensor.numel() * tensor.element_size()
-
-
-def param_bytes(param) -> int:
-    """A parameter's bytes; a bitsandbytes Params4bit also owns its quantisation state."""
-    total = tensor_bytes(param)
-    state = getattr(param, "quant_state", None)
-    if state is not None:
-        total += tensor_bytes(state.absmax) + tensor_bytes(state.code)
-        if state.nested:
-            total += tensor_bytes(state.offset) + tensor_bytes(state.state2.absmax) + tensor_bytes(state.state2.code)
-    return total
+def counted_bytes(model, optimizer) -> dict[str, int]:
+    """The planner's static parts, counted from the real tensors by cookbook.tensor_bytes."""
+    counted = training_bytes(model, optimizer)
+    return {
+        "weights": counted["parameter_bytes"],
+        "gradients": counted["gradient_bytes"],
+        "optimizer_state": counted["optimizer_state_bytes"],
+    }
 
 
 def build(technique):
@@ -78,13 +74,7 @@ def test_static_memory_matches_real_tensors_after_one_step(technique, optimizer,
     model(input_ids=ids, labels=ids).loss.backward()
     opt.step()
 
-    measured = {
-        "weights": sum(param_bytes(p) for p in model.parameters()),
-        "gradients": sum(tensor_bytes(p.grad) for p in trainable),
-        "optimizer_state": sum(
-            tensor_bytes(value) for state in opt.state.values() for value in state.values() if torch.is_tensor(value)
-        ),
-    }
+    measured = counted_bytes(model, opt)
     predicted = plan(ModelShape.from_config(LlamaConfig(**SMALL)), technique, optimizer=optimizer, lora_rank=8)
     assert predicted.trainable_parameters == sum(p.numel() for p in trainable)
     for part, value in measured.items():
@@ -177,11 +167,7 @@ def test_bf16_mixed_static_parts_are_fp32_tensors_after_one_autocast_step():
     loss.backward()
     opt.step()
     assert {p.grad.dtype for p in model.parameters()} == {torch.float32}
-    measured = {
-        "weights": sum(tensor_bytes(p) for p in model.parameters()),
-        "gradients": sum(tensor_bytes(p.grad) for p in model.parameters()),
-        "optimizer_state": sum(tensor_bytes(v) for s in opt.state.values() for v in s.values() if torch.is_tensor(v)),
-    }
+    measured = counted_bytes(model, opt)
     predicted = plan(ModelShape.from_config(LlamaConfig(**SMALL)), "full", dtype="bf16-mixed")
     for part, value in measured.items():
         assert getattr(predicted, part) == pytest.approx(value, rel=0.01), part
