@@ -5,7 +5,6 @@ environment we collect the tests (which imports every test module and the cookbo
 in a subprocess where the packages of pixi.toml that this environment lacks cannot be imported.
 """
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,10 +12,7 @@ import sys
 import pytest
 
 from cookbook.layout import REPO_ROOT, TECHNIQUE_ENVIRONMENTS
-
-spec = importlib.util.spec_from_file_location("pixi_pip", REPO_ROOT / "tools/pixi_pip.py")
-pixi_pip = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pixi_pip)
+from tools import pixi_pip  # the repository root is on pytest's pythonpath
 
 COLLECT = """
 import sys

@@ -1,15 +1,10 @@
 """The pip path (CI, Colab) is derived from pixi.toml and must not drift from it."""
 
 import copy
-import importlib.util
 
 import pytest
 
-from cookbook.layout import REPO_ROOT
-
-spec = importlib.util.spec_from_file_location("pixi_pip", REPO_ROOT / "tools/pixi_pip.py")
-pixi_pip = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pixi_pip)
+from tools import pixi_pip  # the repository root is on pytest's pythonpath
 
 
 @pytest.mark.parametrize(
