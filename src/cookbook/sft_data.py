@@ -140,8 +140,8 @@ def prompt_and_answer(row: dict) -> tuple[list[dict], str]:
     """The turns a model is asked and the reference answer (the last assistant turn), for a conversational or a
     turn-based prompt-completion row."""
     if "messages" in row:
-        messages = row["messages"]
-        return prompt_messages(messages), messages[len(prompt_messages(messages))]["content"]
+        prompt = prompt_messages(row["messages"])
+        return prompt, row["messages"][len(prompt)]["content"]
     if isinstance(row["prompt"], str):
         raise CookbookInputError("a string prompt-completion row: convert it with chat_prompt_completion first")
     return list(row["prompt"]), row["completion"][-1]["content"]
