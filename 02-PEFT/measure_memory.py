@@ -17,8 +17,8 @@ import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from cookbook.run import run_notebook
-from cookbook.smoke_data import write_smoke_dataset
-from cookbook.tiny_model import save_tiny_model
+from cookbook.smoke.data import write_smoke_dataset
+from cookbook.smoke.tiny_model import save_tiny_model
 
 
 def build_model(directory: Path, hidden: int, layers: int, vocab: int) -> Path:

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig
 
-from cookbook.memory_plan import load_shape, plan
-from cookbook.technique_models import build_random_model
+from cookbook.perf.memory_plan import load_shape, plan
+from cookbook.perf.technique_models import build_random_model
 
 CONFIGS = Path(__file__).with_name("model_configs")
 SIZES = ("Qwen2.5-0.5B", "Llama-3.2-1B")

@@ -5,7 +5,7 @@
 
 The configs in benchmarks/model_configs/ hold the published shapes of the models (no weights), so the
 table needs no network; `pixi run plan --model <hub id>` reads any other model's config from the hub.
-Every number comes from `cookbook.memory_plan.plan`; nothing here adds its own formula.
+Every number comes from `cookbook.perf.memory_plan.plan`; nothing here adds its own formula.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cookbook.memory_plan import DTYPES, GIB, OPTIMIZERS, TECHNIQUES, load_shape, plan
+from cookbook.perf.memory_plan import DTYPES, GIB, OPTIMIZERS, TECHNIQUES, load_shape, plan
 
 CONFIGS = Path(__file__).with_name("model_configs")
 ORDER = ["Qwen2.5-0.5B", "Llama-3.2-1B", "Qwen2.5-1.5B", "Llama-3.2-3B", "Qwen2.5-7B", "Llama-3.1-8B"]

@@ -5,7 +5,7 @@ without gradient checkpointing, for full fine-tuning, LoRA and QLoRA.
     python benchmarks/throughput.py --preset gpu    # on a GPU: a 0.5B model, longer chats, MFU for full FT
 
 Every configuration trains the same randomly initialised model on the same variable-length chat
-batches (cookbook.packing.variable_length_chats: log-normal lengths, like real chat corpora) for a fixed
+batches (cookbook.perf.packing_layouts.variable_length_chats: log-normal lengths, like real chat corpora) for a fixed
 number of steps, each in its own process so that peak memory is its own. Layouts (`--layouts`):
 padded (to each batch's longest), packed (the batch flattened into one row), binned (best-fit-decreasing
 rows no longer than the batch's longest example) and segments (the flattened row, attention run per
@@ -90,7 +90,7 @@ def rss_bytes(field: str) -> int:
 def build_model(spec: dict, technique: str, device: str, dtype, attention: str = "sdpa", allow_flash: bool = True):
     from transformers import AutoConfig
 
-    from cookbook.technique_models import build_random_model
+    from cookbook.perf.technique_models import build_random_model
 
     config = spec["config"]
     config = AutoConfig.from_pretrained(config) if isinstance(config, str) else AutoConfig.for_model(**config)
@@ -109,13 +109,10 @@ def build_model(spec: dict, technique: str, device: str, dtype, attention: str =
 def child(spec: dict) -> dict:
     """Train one configuration and return its measurements."""
     import torch
+    from transformers import DataCollatorWithFlattening
 
-    from cookbook.packing import (
-        DataCollatorWithFlattening,
-        binned_packing_collator,
-        packing_collator,
-        register_segment_attention,
-    )
+    from cookbook.packing import packing_collator
+    from cookbook.perf.packing_layouts import binned_packing_collator, register_segment_attention
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -260,8 +257,8 @@ def main() -> None:
         print(json.dumps(child(json.loads(Path(args.child).read_text()))))
         return
 
-    from cookbook.packing import padding_share, variable_length_chats
-    from cookbook.tiny_model import train_tiny_tokenizer
+    from cookbook.perf.packing_layouts import padding_share, variable_length_chats
+    from cookbook.smoke.tiny_model import train_tiny_tokenizer
 
     preset = dict(PRESETS[args.preset])
     for option in ("steps", "repeats", "threads"):

@@ -11,8 +11,8 @@ from cookbook.chat import IGNORE_INDEX, show_loss_mask, tokenize_conversation, v
 from cookbook.errors import CookbookInputError
 from cookbook.loading import load_causal_lm, load_splits, load_tokenizer, require_columns
 from cookbook.results import RunRecorder
-from cookbook.smoke_data import chat_examples, math_problems, text_corpus, write_smoke_dataset
-from cookbook.tiny_model import TinyModelSpec, build_tiny_model, save_tiny_model
+from cookbook.smoke.data import chat_examples, math_problems, text_corpus, write_smoke_dataset
+from cookbook.smoke.tiny_model import TinyModelSpec, build_tiny_model, save_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,15 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from cookbook.packing import (
+from cookbook.packing import packing_collator, padded_collator
+from cookbook.perf.packing_layouts import (
     best_fit_decreasing,
     binned_packing_collator,
-    packing_collator,
-    padded_collator,
     padding_share,
     register_segment_attention,
     variable_length_chats,
 )
-from cookbook.tiny_model import train_tiny_tokenizer
+from cookbook.smoke.tiny_model import train_tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,6 @@ from pathlib import Path
 
 import torch
 
-from cookbook.smoke_data import GENERATORS, write_smoke_dataset
-from cookbook.tiny_model import save_tiny_model
-
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -34,12 +31,16 @@ class RunConfig:
         """Make the output folder; in smoke mode point model and dataset at local stand-ins."""
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}: set it in the parameters cell")
-        if self.smoke_data not in GENERATORS:
-            raise ValueError(f"smoke_data={self.smoke_data!r} is unknown: use one of {sorted(GENERATORS)}")
         out = Path(self.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         if not self.smoke:
             return self
+        # The smoke fixtures are imported here only, so a real run never loads them.
+        from cookbook.smoke.data import GENERATORS, write_smoke_dataset
+        from cookbook.smoke.tiny_model import save_tiny_model
+
+        if self.smoke_data not in GENERATORS:
+            raise ValueError(f"smoke_data={self.smoke_data!r} is unknown: use one of {sorted(GENERATORS)}")
         # The tiny model's matmuls are too small to split across threads: one thread is faster, and
         # much faster on a busy machine.
         torch.set_num_threads(1)

@@ -21,13 +21,6 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from cookbook.errors import CookbookInputError
-from cookbook.smoke_data import math_problems
-
-
-def smoke_corpus(n: int, seed: int) -> list[str]:
-    """Plain text the tiny smoke model was not pretrained on: generated word problems, written out with their
-    worked solutions, so a short fine-tune has something new to learn."""
-    return [f"{row['question']} {row['solution']} The answer is {row['answer']}." for row in math_problems(n, seed)]
 
 
 def write_text_dataset(url: str, texts: Iterable[str], text_column: str = "text", message: str = "add corpus") -> str:

@@ -20,15 +20,14 @@ import datasets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from cookbook.chat import prompt_messages, validate_conversation
+from cookbook.chat_template import CHATML_TEMPLATE, CHATML_TOKENS
 from cookbook.errors import CookbookInputError
-from cookbook.tiny_model import CHAT_TEMPLATE
 
 CONVERSATIONAL, PROMPT_COMPLETION = "conversational", "prompt-completion"
 EXPECTED_FORMAT = (
     'expected conversational data (a "messages" column of [{"role": "system"|"user"|"assistant", '
     '"content": str}, ...]) or prompt-completion data ("prompt" and "completion" columns, strings or lists of turns)'
 )
-CHATML_TOKENS = ("<|im_start|>", "<|im_end|>")  # the special tokens CHAT_TEMPLATE refers to
 
 
 def detect_format(columns: list[str]) -> str:
@@ -89,7 +88,7 @@ def ensure_chat_template(tokenizer: PreTrainedTokenizerBase, model: PreTrainedMo
                 f"the tokenizer lacks {missing}: pass the model too, so its embeddings can grow to the new vocabulary"
             )
         model.resize_token_embeddings(len(tokenizer))
-    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.chat_template = CHATML_TEMPLATE
     return True
 
 

@@ -11,12 +11,12 @@ from cookbook.deeplake_data import (
     PackedTextStream,
     open_text_dataset,
     perplexity,
-    smoke_corpus,
     write_text_dataset,
 )
 from cookbook.errors import CookbookInputError
 from cookbook.loading import load_causal_lm, load_tokenizer
-from cookbook.tiny_model import save_tiny_model
+from cookbook.smoke.data import worked_problems_text
+from cookbook.smoke.tiny_model import save_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def tokenizer():
 @pytest.fixture
 def corpus_url(tmp_path):
     url = str(tmp_path / "corpus")
-    write_text_dataset(url, smoke_corpus(40, seed=3), message="forty problems")
+    write_text_dataset(url, worked_problems_text(40, seed=3), message="forty problems")
     return url
 
 
@@ -35,7 +35,7 @@ def test_write_commits_a_version_and_reuses_it(corpus_url):
     ds = open_text_dataset(corpus_url)
     assert len(ds) == 40
     assert [version.message for version in ds.history][-1] == "forty problems"
-    assert ds.pytorch()[0]["text"] == smoke_corpus(40, seed=3)[0]
+    assert ds.pytorch()[0]["text"] == worked_problems_text(40, seed=3)[0]
     version = ds.version
     assert write_text_dataset(corpus_url, ["something else"]) == version  # not overwritten
     assert len(open_text_dataset(corpus_url)) == 40
@@ -77,7 +77,7 @@ def test_missing_dataset_wrong_column_and_empty_dataset_are_one_line_errors(tmp_
 
 
 def test_blocks_are_the_documents_joined_by_eos_in_order(corpus_url, tokenizer):
-    texts = smoke_corpus(40, seed=3)
+    texts = worked_problems_text(40, seed=3)
     expected = [
         t for text in texts for t in [*tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
     ]

@@ -13,10 +13,11 @@ import deeplake
 import pytest
 import torch
 
-from cookbook.deeplake_data import smoke_corpus, write_text_dataset
+from cookbook.deeplake_data import write_text_dataset
 from cookbook.errors import CookbookInputError
 from cookbook.layout import REPO_ROOT
-from cookbook.tiny_model import save_tiny_model
+from cookbook.smoke.data import worked_problems_text
+from cookbook.smoke.tiny_model import save_tiny_model
 
 SCRIPT = REPO_ROOT / "01-Full-Fine-Tuning" / "train.py"
 
@@ -54,8 +55,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("deeplake")
-    write_text_dataset(str(root / "train"), smoke_corpus(256, seed=1))
-    write_text_dataset(str(root / "test"), smoke_corpus(32, seed=2))
+    write_text_dataset(str(root / "train"), worked_problems_text(256, seed=1))
+    write_text_dataset(str(root / "test"), worked_problems_text(32, seed=2))
     return {"model": str(save_tiny_model()), "train": str(root / "train"), "test": str(root / "test")}
 
 

@@ -10,7 +10,7 @@ from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from cookbook.chat import IGNORE_INDEX
 from cookbook.loading import load_causal_lm, load_tokenizer
 from cookbook.sft_batches import CountingCollator, batch_token_counts, loss_tokens, split_sequences
-from cookbook.tiny_model import save_tiny_model
+from cookbook.smoke.tiny_model import save_tiny_model
 
 EXAMPLES = [
     {"input_ids": [5, 6, 7, 8], "labels": [IGNORE_INDEX, IGNORE_INDEX, 7, 8]},

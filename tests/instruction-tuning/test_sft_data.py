@@ -18,8 +18,8 @@ from cookbook.sft_data import (
     exact_match,
     prompt_and_answer,
 )
-from cookbook.smoke_data import short_answers, write_smoke_dataset
-from cookbook.tiny_model import save_tiny_model
+from cookbook.smoke.data import short_answers, write_smoke_dataset
+from cookbook.smoke.tiny_model import save_tiny_model
 
 CHAT = [{"role": "user", "content": "Opposite of hot?"}, {"role": "assistant", "content": "cold"}]
 

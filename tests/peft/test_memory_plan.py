@@ -8,9 +8,9 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, Qwen2Config, Qwen3Config
 
 from cookbook.errors import CookbookInputError
-from cookbook.memory_plan import ModelShape, main, plan, saved_activation_bytes
-from cookbook.technique_models import build_random_model
-from cookbook.tensor_bytes import training_bytes
+from cookbook.perf.memory_plan import ModelShape, main, plan, saved_activation_bytes
+from cookbook.perf.technique_models import build_random_model
+from cookbook.perf.tensor_bytes import training_bytes
 
 SMALL = dict(
     vocab_size=512,
@@ -40,7 +40,7 @@ def test_parameter_count_matches_transformers(config):
 
 
 def counted_bytes(model, optimizer) -> dict[str, int]:
-    """The planner's static parts, counted from the real tensors by cookbook.tensor_bytes."""
+    """The planner's static parts, counted from the real tensors by cookbook.perf.tensor_bytes."""
     counted = training_bytes(model, optimizer)
     return {
         "weights": counted["parameter_bytes"],

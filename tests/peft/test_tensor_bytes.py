@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from cookbook.tensor_bytes import parameter_bytes, training_bytes
+from cookbook.perf.tensor_bytes import parameter_bytes, training_bytes
 
 
 def test_counts_match_adamw_on_a_linear_layer():
@@ -46,7 +46,7 @@ def test_4bit_weights_count_about_half_a_byte_each():
 
 
 def test_measure_steps_trains_and_counts():
-    from cookbook.measure_training import mean_loss, measure_steps
+    from cookbook.perf.measure_training import mean_loss, measure_steps
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))

@@ -16,7 +16,7 @@ from cookbook.rewards import (
     format_target,
     is_correct,
 )
-from cookbook.smoke_data import math_problems
+from cookbook.smoke.data import math_problems
 
 GOOD = "<think>Tom has 3 + 4 = 7 apples.</think>\n<answer>7</answer>"
 
@@ -151,7 +151,7 @@ def test_prepare_problems_rejects_bad_input_in_one_line():
 def test_answer_accuracy_scores_greedy_replies_and_skips_unparseable_gold():
     from cookbook.loading import load_causal_lm, load_tokenizer
     from cookbook.rewards import answer_accuracy
-    from cookbook.tiny_model import save_tiny_model
+    from cookbook.smoke.tiny_model import save_tiny_model
 
     path = str(save_tiny_model())
     model, tokenizer = load_causal_lm(path), load_tokenizer(path)
@@ -165,7 +165,7 @@ def test_answer_accuracy_scores_greedy_replies_and_skips_unparseable_gold():
 
 
 def test_small_math_problems_have_correct_equations_and_disjoint_splits(tmp_path):
-    from cookbook.smoke_data import small_math_problems, write_smoke_dataset
+    from cookbook.smoke.data import small_math_problems, write_smoke_dataset
 
     rows = small_math_problems(200, seed=3)
     assert rows == small_math_problems(200, seed=3)

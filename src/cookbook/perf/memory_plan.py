@@ -29,7 +29,7 @@ optimizer step (tests/peft/test_memory_plan.py). Activations and logits are chec
 saved tensors; the check against `torch.cuda.max_memory_allocated` on a GPU is
 `benchmarks/check_planner_gpu.py`.
 
-Command line: `python -m cookbook.memory_plan --model Qwen/Qwen2.5-0.5B --technique lora --batch-size 8
+Command line: `python -m cookbook.perf.memory_plan --model Qwen/Qwen2.5-0.5B --technique lora --batch-size 8
 --seq-len 1024 --gpu-gib 24` (or `pixi run plan ...`).
 """
 
@@ -420,7 +420,8 @@ def saved_activation_bytes(model, **inputs) -> tuple[int, object]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m cookbook.memory_plan", description="Memory needed to fine-tune a model, and whether it fits."
+        prog="python -m cookbook.perf.memory_plan",
+        description="Memory needed to fine-tune a model, and whether it fits.",
     )
     parser.add_argument("--model", required=True, help="hub id, model folder or config.json path")
     parser.add_argument("--technique", choices=TECHNIQUES, default="lora")

@@ -12,7 +12,7 @@ import tempfile
 import torch
 from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PretrainedConfig
 
-TECHNIQUES = ("full", "lora", "qlora")
+from cookbook.perf.memory_plan import TECHNIQUES
 
 
 def nf4_config(compute_dtype: torch.dtype) -> BitsAndBytesConfig:

@@ -20,25 +20,12 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from cookbook.smoke_data import text_corpus, tokenizer_training_text
+from cookbook import chat_template
+from cookbook.chat_template import CHATML_TEMPLATE
+from cookbook.smoke.data import text_corpus, tokenizer_training_text
 
 BOS, EOS, PAD = "<|begin_of_text|>", "<|im_end|>", "<|pad|>"
-SPECIAL_TOKENS = [PAD, BOS, "<|im_start|>", EOS]
-
-# ChatML, with {% generation %} around the assistant's turns so TRL's assistant-only loss can find them.
-# The turn ends with <|im_end|>, which is also the tokenizer's EOS: generation stops there.
-CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' }}"
-    "{%- if message['role'] == 'assistant' %}"
-    "{% generation %}{{- message['content'] + '<|im_end|>' }}{% endgeneration %}"
-    "{%- else %}"
-    "{{- message['content'] + '<|im_end|>' }}"
-    "{%- endif %}"
-    "{{- '\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
+SPECIAL_TOKENS = [PAD, BOS, "<|im_start|>", EOS]  # ChatML; EOS closes a turn
 
 
 @dataclass(frozen=True)
@@ -55,7 +42,7 @@ class TinyModelSpec:
 
     def cache_key(self) -> str:
         """Changes whenever the spec or the code and data that build the model change."""
-        sources = [Path(__file__), Path(__file__).with_name("smoke_data.py")]
+        sources = [Path(__file__), Path(__file__).with_name("data.py"), Path(chat_template.__file__)]
         payload = json.dumps(asdict(self), sort_keys=True) + "".join(p.read_text() for p in sources)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -79,7 +66,7 @@ def train_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD, model_max_length=512
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = CHATML_TEMPLATE
     return fast
 
 

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from cookbook.tensor_bytes import gradient_bytes, optimizer_state_bytes, parameter_bytes, trainable_parameter_count
+from cookbook.perf.tensor_bytes import gradient_bytes, optimizer_state_bytes, parameter_bytes, trainable_parameter_count
 
 
 def _to(batch: dict, device) -> dict:

@@ -98,6 +98,12 @@ def math_problems(n: int, seed: int = 0, *, low: int = 2, high: int = 20, bare_e
     return rows
 
 
+def worked_problems_text(n: int, seed: int) -> list[str]:
+    """Plain text the tiny smoke model was not pretrained on: generated word problems, written out with their
+    worked solutions, so a short fine-tune has something new to learn."""
+    return [f"{row['question']} {row['solution']} The answer is {row['answer']}." for row in math_problems(n, seed)]
+
+
 def write_smoke_dataset(kind: str, directory: str | Path, n_train: int = 512, n_test: int = 64) -> Path:
     """Write train.jsonl and test.jsonl for `kind` into `directory` (a folder `datasets.load_dataset`
     reads as JSON) and return it. Train and test come from different seeds and share no example."""

@@ -4,7 +4,7 @@ This is what a CPU can show honestly (its resident set size mixes in the allocat
 and every earlier run in the process). Activations are not counted: they depend on batch and length
 and are freed as the backward pass goes. bitsandbytes' 4-bit weights are counted as stored (packed
 uint8) plus their quantization constants. Estimates for model sizes that do not fit here come from the
-memory planner, `cookbook.memory_plan`.
+memory planner, `cookbook.perf.memory_plan`.
 """
 
 from __future__ import annotations
