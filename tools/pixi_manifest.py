@@ -34,6 +34,12 @@ class Platform:
 
 
 @dataclass(frozen=True)
+class CondaSpec:
+    version: str  # conda match spec version as written in pixi.toml; "*" for any version
+    build: str = ""  # build string glob ("cpu*"), "" for any build
+
+
+@dataclass(frozen=True)
 class PypiSpec:
     version: str  # PEP 440 as written in pixi.toml; "" for any version
     extras: tuple[str, ...] = ()
@@ -109,14 +115,16 @@ def _pypi_spec(spec) -> PypiSpec | None:
     return PypiSpec("" if version in ("", "*") else version, extras)
 
 
-def conda_specs(manifest: dict, env: str, platform: Platform) -> dict[str, list[str]]:
+def conda_specs(manifest: dict, env: str, platform: Platform) -> dict[str, list[CondaSpec]]:
     """Conda package name -> every spec the features of `env` place on it on `platform`."""
-    specs: dict[str, list[str]] = {}
+    specs: dict[str, list[CondaSpec]] = {}
     for table in environment_features(manifest, env):
         for name, spec in _feature_view(table, platform, "dependencies").items():
             if isinstance(spec, dict):
-                spec = spec.get("version", "*")
-            specs.setdefault(name, []).append(spec.strip())
+                parsed = CondaSpec(spec.get("version", "*").strip(), spec.get("build", "").strip())
+            else:
+                parsed = CondaSpec(spec.strip())
+            specs.setdefault(name, []).append(parsed)
     return specs
 
 

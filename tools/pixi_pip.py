@@ -113,7 +113,7 @@ def platform_requirements(manifest: dict, env: str, platform: Platform) -> dict[
     for name, specs in pixi_manifest.conda_specs(manifest, env, platform).items():
         pypi_name = CONDA_TO_PYPI.get(name, name)
         if pypi_name is not None:
-            requirements.setdefault(canonicalize_name(pypi_name), []).extend(conda_to_pep440(s) for s in specs)
+            requirements.setdefault(canonicalize_name(pypi_name), []).extend(conda_to_pep440(s.version) for s in specs)
     for name, specs in pixi_manifest.pypi_specs(manifest, env, platform).items():
         extras = sorted({extra for spec in specs for extra in spec.extras})
         key = canonicalize_name(name) + (f"[{','.join(extras)}]" if extras else "")
@@ -124,7 +124,11 @@ def platform_requirements(manifest: dict, env: str, platform: Platform) -> dict[
 def conda_only(manifest: dict, env: str, platform: Platform) -> dict[str, str]:
     """The conda packages of `env` on `platform` that have no PyPI counterpart (python, cuda-version)."""
     specs = pixi_manifest.conda_specs(manifest, env, platform)
-    return {n: ",".join(s) for n, s in sorted(specs.items()) if n in CONDA_TO_PYPI and CONDA_TO_PYPI[n] is None}
+    return {
+        name: ",".join(s.version for s in specs_)
+        for name, specs_ in sorted(specs.items())
+        if name in CONDA_TO_PYPI and CONDA_TO_PYPI[name] is None
+    }
 
 
 def environment_requirements(manifest: dict, env: str, platform: str = PIP_PLATFORM) -> dict[str, str]:
