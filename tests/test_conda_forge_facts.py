@@ -7,7 +7,6 @@ solves pixi.toml's restricted packages against it. The lockfile workflow's `pixi
 
 import re
 import tomllib
-from fnmatch import fnmatchcase
 
 import pytest
 from packaging.specifiers import SpecifierSet
@@ -44,8 +43,12 @@ def variant_problems(facts, name, package, release, platform, specs, builds) -> 
     python = [s.version for s in specs.get("python", [])]
     if not any(all(_matches(p, v) for p in python) for v in release["python"]):
         reasons.append(f"no build for python {','.join(python)} (built for {release['python']})")
-    wants_cpu = name in package.get("cpu_only", []) or any(b.startswith(package.get("build_prefixes", {}).get("cpu", "\0")) for b in builds)
-    wants_cuda = name in package.get("cuda_only", []) or any(b.startswith(package.get("build_prefixes", {}).get("cuda", "\0")) for b in builds)
+    wants_cpu = name in package.get("cpu_only", []) or any(
+        b.startswith(package.get("build_prefixes", {}).get("cpu", "\0")) for b in builds
+    )
+    wants_cuda = name in package.get("cuda_only", []) or any(
+        b.startswith(package.get("build_prefixes", {}).get("cuda", "\0")) for b in builds
+    )
     cuda_variants = release.get("cuda", {}).get(platform.subdir, [])
     cpu_ok = platform.subdir in release["cpu"] and not wants_cuda
     if not platform.cuda and cuda_variants and not wants_cpu:
@@ -133,7 +136,9 @@ def test_bitsandbytes_outside_linux_64_is_caught(facts, repo_root):
 def test_a_cpu_platform_must_not_take_a_cuda_build(facts):
     manifest = pixi_manifest.load()
     manifest["feature"]["peft"]["target"]["linux-64-cpu"]["dependencies"]["bitsandbytes"] = ">=0.46,<1"
-    assert any("peft/linux-64-cpu: bitsandbytes" in p and "select the CPU build" in p for p in solve_problems(manifest, facts))
+    assert any(
+        "peft/linux-64-cpu: bitsandbytes" in p and "select the CPU build" in p for p in solve_problems(manifest, facts)
+    )
 
 
 def test_python_and_version_ranges_are_checked(facts):
@@ -182,18 +187,22 @@ def test_cuda_platform_and_overrides_match_the_pin(facts, repo_root):
     variant = pin.removesuffix(".*")
     for platform in cuda_platforms:
         assert _matches(facts["cuda"]["driver_requirement"].format(major=variant.split(".")[0]), platform.cuda)
-    files = ["container/Dockerfile", "README.md", "container/README.md", "pixi.toml", *sorted(
-        str(p.relative_to(repo_root)) for p in (repo_root / ".github/workflows").glob("*.yml")
-    )]
+    files = [
+        "container/Dockerfile",
+        "README.md",
+        "container/README.md",
+        "pixi.toml",
+        *sorted(str(p.relative_to(repo_root)) for p in (repo_root / ".github/workflows").glob("*.yml")),
+    ]
     found = 0
     for name in files:
-        for value in re.findall(r"CONDA_OVERRIDE_CUDA[=:]\s*\"?([0-9.]+)", (repo_root / name).read_text()):
+        for value in re.findall(r"CONDA_OVERRIDE_CUDA[=:]\s*\"?([0-9]+(?:\.[0-9]+)*)", (repo_root / name).read_text()):
             found += 1
             assert value == variant, f"{name}: CONDA_OVERRIDE_CUDA={value}, but pixi.toml pins cuda-version {pin}"
     assert found >= 4
 
 
-def test_facts_are_dated(facts):
-    assert str(facts["checked"]) == "2026-11-25" or facts["checked"].year >= 2026
-    assert "lockfile" in FACTS_FILE.read_text()  # says how the facts are confirmed and refreshed
-    assert all(fnmatchcase("cuda129_py312h0_200", p["build_prefixes"]["cuda"] + "*") for p in facts["package"] if "build_prefixes" in p)
+def test_facts_are_dated_and_say_how_to_refresh(facts):
+    assert facts["checked"].year >= 2026
+    text = FACTS_FILE.read_text()
+    assert "Refreshing" in text and "lockfile" in text  # how the facts are refreshed and confirmed

@@ -36,6 +36,9 @@ def test_the_wrapper_execs_jupyter_with_the_arguments(tmp_path, monkeypatch):
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, jupyter_lab.__file__, "--notebook-dir=.", "--no-browser"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert result.stdout.split()[:3] == ["lab", "--notebook-dir=.", "--no-browser"]
