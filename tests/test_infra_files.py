@@ -59,6 +59,18 @@ def test_pull_requests_never_get_packages_write(repo_root):
                 assert "github.event_name != 'pull_request'" in job.get("if", ""), f"{path.name}: job {name}"
 
 
+def test_called_workflows_take_their_callers_permissions(repo_root):
+    """A nested job asking for more than its caller grants (packages: write from a pull request job)
+    makes the run invalid; called workflows leave permissions to the calling jobs."""
+    for path in sorted((repo_root / WORKFLOWS).glob("*.yml")):
+        spec = yaml.safe_load(path.read_text())
+        if set(spec.get(True, {})) != {"workflow_call"}:
+            continue
+        assert "permissions" not in spec, path.name
+        for name, job in spec["jobs"].items():
+            assert "permissions" not in job, f"{path.name}: job {name}"
+
+
 def test_pixi_exec_specs_use_the_space_form(repo_root):
     """pixi's lenient parser reads `name==0.3.*` as exactly 0.3.0; `name 0.3.*` means the series."""
     for path in sorted((repo_root / WORKFLOWS).glob("*.yml")):
