@@ -4,10 +4,16 @@ Each test names the failure it keeps from coming back; .ci/lint-infra.sh runs th
 """
 
 import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 
 import pytest
 import yaml
+
+from tools import pixi_manifest, pixi_pip
 
 WORKFLOWS = ".github/workflows"
 
@@ -118,3 +124,35 @@ def test_actions_are_pinned_by_commit_sha(repo_root):
             if action.startswith("./"):
                 continue
             assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", action), f"{path.name}: {action}"
+
+
+COLLECT_WITHOUT = """
+import sys
+for name in sys.argv[1].split():
+    sys.modules[name] = None  # `import name` now fails, as on a platform without it
+import pytest
+sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *sys.argv[2:]]))
+"""
+
+
+def test_macos_leg_collects_without_the_linux_only_packages(repo_root):
+    """The macOS job's test selection must not import what osx-arm64 lacks (bitsandbytes: linux-64 only)."""
+    job = next(j for j in workflow(repo_root, "ci.yml")["jobs"].values() if str(j["runs-on"]).startswith("macos"))
+    command = next(s["run"] for s in job["steps"] if "pixi run" in s.get("run", ""))
+    words = shlex.split(command)
+    env_name = words[words.index("-e") + 1]
+    pytest_args = words[words.index("test") + 1 :]
+    manifest = pixi_manifest.load()
+    platforms = pixi_manifest.platforms(manifest)
+    linux = pixi_pip.platform_requirements(manifest, env_name, platforms["linux-64-cpu"])
+    macos = pixi_pip.platform_requirements(manifest, env_name, platforms["osx-arm64"])
+    missing = sorted(name.replace("-", "_") for name in set(linux) - set(macos))
+    assert missing == ["bitsandbytes"]
+    result = subprocess.run(
+        [sys.executable, "-c", COLLECT_WITHOUT, " ".join(missing), *pytest_args],
+        cwd=repo_root,
+        env={**os.environ, "PIXI_ENVIRONMENT_NAME": env_name},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, f"collecting {pytest_args} without {missing} failed:\n{result.stdout[-3000:]}"
