@@ -110,7 +110,9 @@ def grpo_checks(m: dict) -> None:
     assert formats["after_grpo"] >= 0.8, f"GRPO broke the layout: {formats}"
 
 
-# GRPO over the warm start, in accuracy points on the 64 held-out smoke problems: see grpo_checks.
+# GRPO over its warm start, in accuracy on the 64 held-out smoke problems: measured 0.141 -> 0.188 (+3 problems)
+# with the recipe's 20 steps at 3e-4, and the same with 1e-3 or with 60 steps; at learning rate 0 it stays 0.141.
+# One problem is the margin: 2 problems of slack.
 GRPO_MIN_GAIN_OVER_WARM_START = 1 / 64
 
 CONTRACTS = {
