@@ -3,7 +3,7 @@
     pixi run -e peft python 02-PEFT/step_time.py            # CPU or GPU, whichever is there
     python 02-PEFT/step_time.py --hidden 1024 --layers 4 --rounds 5 --out step_time.json
 
-Builds a randomly initialised Llama-shaped model from a config (no download; step time does not
+Builds a randomly initialized Llama-shaped model from a config (no download; step time does not
 depend on the weights' values), wraps it once per method, and times forward+backward+AdamW steps.
 The methods take turns within each round, so a machine that gets busier or quieter mid-run affects
 all of them alike; the reported figure is each method's median step time over the rounds.

@@ -25,7 +25,7 @@ class RunConfig:
     smoke: bool = False
     smoke_data: str = "chat"  # which generated data a smoke run uses: chat, text or math
     smoke_max_steps: int = 60
-    smoke_learning_rate: float = 2e-3  # a randomly initialised tiny model takes larger steps
+    smoke_learning_rate: float = 2e-3  # a randomly initialized tiny model takes larger steps
 
     def resolve(self) -> RunConfig:
         """Make the output folder; in smoke mode point model and dataset at local stand-ins."""

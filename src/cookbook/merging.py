@@ -34,7 +34,6 @@ def merge_to_standalone(peft_model, output_dir: str | Path, tokenizer=None) -> P
 
 
 @torch.no_grad()
-@torch.no_grad()
 def max_logit_diff(model_a, model_b, batch: dict) -> float:
     """Largest absolute difference between two models' logits on the same batch (both in eval mode)."""
     model_a.eval()

@@ -1,7 +1,7 @@
 """Math word problems -> the two datasets reasoning tuning needs: worked solutions for the SFT warm start
 and prompts with gold answers for GRPO.
 
-Rows are normalised to {"question", "solution", "answer"}. The project's smoke problems already have that
+Rows are normalized to {"question", "solution", "answer"}. The project's smoke problems already have that
 shape; GSM8K keeps the worked solution and the final answer in one `answer` field ("... #### 72", with
 calculator notes like <<48/2=24>>), which `split_gsm8k_answer` separates.
 """
@@ -25,7 +25,7 @@ def split_gsm8k_answer(text: str) -> tuple[str, str]:
     return _CALCULATOR_NOTE.sub("", solution).strip(), final.strip().replace(",", "")
 
 
-def normalise_problem(row: dict) -> dict:
+def normalize_problem(row: dict) -> dict:
     """One row as {"question", "solution", "answer"}, from the smoke layout or GSM8K's."""
     if "question" not in row or "answer" not in row:
         raise CookbookInputError(
@@ -43,10 +43,10 @@ def prompt_for(question: str, system_prompt: str = SYSTEM_PROMPT) -> list[dict]:
 
 
 def prepare_problems(rows: Sequence[dict], what: str = "problems") -> list[dict]:
-    """Normalise rows, skip (with a counted warning) those without a parseable answer, and add the fields
+    """Normalize rows, skip (with a counted warning) those without a parseable answer, and add the fields
     both trainers read: `prompt` (conversation), `completion` (worked solution in the target layout, for
     SFT) and `answer` (the gold answer the GRPO rewards receive)."""
-    problems = drop_unparseable([normalise_problem(row) for row in rows], what=what)
+    problems = drop_unparseable([normalize_problem(row) for row in rows], what=what)
     if not problems:
         raise CookbookInputError(f"none of the {len(rows)} {what} has a parseable answer: check the answer column")
     return [

@@ -2,11 +2,15 @@
 
     python -m cookbook.run 02-PEFT/lora.ipynb -p max_steps 200      # one recipe, real model
     python -m cookbook.run --smoke --all                             # every recipe, tiny local model
+    python -m cookbook.run 02-PEFT/lora.ipynb --cell-timeout 7200    # fail a cell that runs over 2 hours
 
 Each notebook writes into `<output-root>/<notebook name>/`: the executed notebook, metrics.json
 and its plots. Paths are relative to the working directory (pixi runs tasks from the workspace
 root). In a pixi technique environment (PIXI_ENVIRONMENT_NAME), `--all` runs that
 technique's notebooks only.
+
+A cell that runs longer than the cell timeout stops the run with an error instead of hanging it: smoke runs
+get SMOKE_CELL_TIMEOUT_S by default, real runs none (their training cell takes as long as it takes).
 """
 
 from __future__ import annotations
@@ -22,6 +26,14 @@ import yaml
 
 import cookbook
 from cookbook.layout import find_notebooks
+
+# The slowest smoke cell (the SFT or GRPO training cell) takes about 1-2 minutes on a busy 2-core CI machine;
+# a cell still running after 10 minutes is stuck (a hung kernel, a generate() that never stops, a deadlock).
+SMOKE_CELL_TIMEOUT_S = 600
+
+
+class CellTimeoutError(RuntimeError):
+    """A notebook cell ran longer than the cell timeout."""
 
 
 def kernel_environment(smoke: bool) -> dict[str, str]:
@@ -42,9 +54,17 @@ def kernel_environment(smoke: bool) -> dict[str, str]:
 
 
 def run_notebook(
-    notebook: str | Path, output_dir: str | Path, parameters: dict | None = None, smoke: bool = False
+    notebook: str | Path,
+    output_dir: str | Path,
+    parameters: dict | None = None,
+    smoke: bool = False,
+    cell_timeout: float | None = None,
 ) -> dict:
-    """Execute one notebook with papermill and return the metrics.json it wrote."""
+    """Execute one notebook with papermill and return the metrics.json it wrote.
+
+    `cell_timeout`: seconds any one cell may run (None: SMOKE_CELL_TIMEOUT_S for smoke runs, no limit otherwise).
+    """
+    import nbclient.exceptions
     import papermill
 
     notebook, output_dir = Path(notebook).resolve(), Path(output_dir).resolve()
@@ -52,6 +72,8 @@ def run_notebook(
     parameters = {**(parameters or {}), "output_dir": str(output_dir)}
     if smoke:
         parameters["smoke"] = True
+    if cell_timeout is None and smoke:
+        cell_timeout = SMOKE_CELL_TIMEOUT_S
     saved_environ = dict(os.environ)
     os.environ.update(kernel_environment(smoke))
     try:
@@ -62,7 +84,13 @@ def run_notebook(
             cwd=str(notebook.parent),
             progress_bar=False,
             kernel_name="python3",
+            execution_timeout=cell_timeout,
         )
+    except nbclient.exceptions.CellTimeoutError as error:
+        raise CellTimeoutError(
+            f"{notebook.name}: a cell ran longer than {cell_timeout:g} s and was stopped "
+            f"(the executed notebook is {output_dir / notebook.name}); raise --cell-timeout if it is only slow"
+        ) from error
     finally:
         os.environ.clear()
         os.environ.update(saved_environ)
@@ -85,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny local model and generated data, no downloads")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     parser.add_argument("--output-root", type=Path, default=Path("outputs"))
+    parser.add_argument(
+        "--cell-timeout",
+        type=float,
+        help=f"seconds one cell may run before the run fails (default: {SMOKE_CELL_TIMEOUT_S} with --smoke, else none)",
+    )
     args = parser.parse_args(argv)
 
     notebooks = list(args.notebooks)
@@ -101,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     timings = []
     for notebook in notebooks:
         started = time.perf_counter()
-        metrics = run_notebook(notebook, args.output_root / notebook.stem, parameters, smoke=args.smoke)
+        metrics = run_notebook(
+            notebook, args.output_root / notebook.stem, parameters, smoke=args.smoke, cell_timeout=args.cell_timeout
+        )
         seconds = time.perf_counter() - started
         timings.append((notebook, seconds))
         summary = metrics.get("eval", {})

@@ -1,4 +1,5 @@
-"""Small pieces around a Trainer that every recipe needs: resuming, token counts, generation checks."""
+"""Small pieces around a Trainer that every recipe needs: resuming from the last checkpoint, and greedy replies
+that tell whether generation stopped at EOS."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import warnings
 import pytest
 
 from cookbook.errors import CookbookInputError
-from cookbook.reasoning_data import normalise_problem, prepare_problems, split_gsm8k_answer
+from cookbook.reasoning_data import normalize_problem, prepare_problems, split_gsm8k_answer
 from cookbook.rewards import (
     UnparseableGoldWarning,
     correctness_reward,
@@ -142,7 +142,7 @@ def test_prepare_problems_from_smoke_and_gsm8k_rows():
 
 def test_prepare_problems_rejects_bad_input_in_one_line():
     with pytest.raises(CookbookInputError, match="'question' and 'answer'"):
-        normalise_problem({"text": "hello"})
+        normalize_problem({"text": "hello"})
     with pytest.raises(CookbookInputError, match="parseable") as error, pytest.warns(UnparseableGoldWarning):
         prepare_problems([{"question": "Q", "answer": "none"}])
     assert "\n" not in str(error.value)

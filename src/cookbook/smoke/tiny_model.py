@@ -73,7 +73,7 @@ def train_tiny_tokenizer(vocab_size: int = 512) -> PreTrainedTokenizerFast:
 def build_tiny_model(
     spec: TinyModelSpec = TinyModelSpec(),
 ) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
-    """Build the tokenizer and a randomly initialised Llama model (same weights for the same seed)."""
+    """Build the tokenizer and a randomly initialized Llama model (same weights for the same seed)."""
     tokenizer = train_tiny_tokenizer(spec.vocab_size)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
