@@ -43,6 +43,23 @@ def test_notebook_runs_in_smoke_mode_and_learns(notebook, tmp_path):
         assert result["after"] < 0.9 * result["before"], f"{result['metric']} did not drop by 10%: {result}"
     if "adapter_reload_max_abs_diff" in metrics:
         assert metrics["adapter_reload_max_abs_diff"] < 1e-4
+    if "tracking" in metrics:
+        _check_tracker_holds_the_logged_losses(metrics["tracking"])
+    if "preference" in metrics:  # DPO: the implicit reward ranks unseen pairs better than chance
+        assert metrics["preference"]["reward_accuracy"]["after"] > 0.5, metrics["preference"]
+        assert metrics["preference"]["reward_margin"]["after"] > metrics["preference"]["reward_margin"]["before"]
+
+
+def _check_tracker_holds_the_logged_losses(tracking):
+    """What the tracker stored (TensorBoard's event files, read back) is the loss the Trainer logged, step by step."""
+    from cookbook.tracking import read_tensorboard_scalars
+
+    assert tracking["logged_losses"], "the trainer logged no loss"
+    if tracking["tensorboard_dir"] is None:
+        return
+    stored = read_tensorboard_scalars(os.path.dirname(tracking["tensorboard_dir"]), "train/loss")
+    assert [step for step, _ in stored] == [step for step, _ in tracking["logged_losses"]]
+    assert [value for _, value in stored] == pytest.approx([value for _, value in tracking["logged_losses"]], rel=1e-6)
 
 
 def test_notebooks_are_found():
