@@ -66,3 +66,27 @@ def test_tensorboard_holds_the_loss_of_every_logged_step(tmp_path):
     # TensorBoard stores float32: equal to the Trainer's value up to float32 rounding
     assert [value for _, value in stored] == pytest.approx([value for _, value in logged], rel=1e-6)
     assert len({value for _, value in stored}) > 1, "the loss never changed: nothing was trained"
+
+
+def test_an_evaluation_before_training_logs_into_output_dir_too(tmp_path, monkeypatch):
+    """Every recipe evaluates its baseline before training: those logs and the training's must land in
+    `<output_dir>/runs/`, never in `./runs/` of the working directory (the notebook's folder)."""
+    monkeypatch.chdir(tmp_path)
+    model_path = str(save_tiny_model())
+    tokenizer = load_tokenizer(model_path)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=trackers("tensorboard"),
+        use_cpu=True,
+    )
+    data = _Blocks(tokenizer)
+    trainer = Trainer(model=load_causal_lm(model_path), args=args, train_dataset=data, eval_dataset=data)
+    trainer.evaluate()
+    trainer.train()
+    assert not (tmp_path / "runs").exists(), "TensorBoard wrote into the working directory"
+    assert [step for step, _ in read_tensorboard_scalars(tmp_path / "out", "train/loss")] == [1, 2, 3]
+    assert read_tensorboard_scalars(tmp_path / "out", "eval/loss"), "the baseline evaluation is missing"

@@ -10,6 +10,7 @@ trackio and the other integrations transformers knows work by name once their pa
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from cookbook.errors import CookbookInputError
@@ -26,6 +27,28 @@ TRACKER_MODULES = {
     "dvclive": "dvclive",
     "swanlab": "swanlab",
 }
+
+
+def keep_tensorboard_in_output_dir() -> None:
+    """Make the Trainer's TensorBoard callback write under `<output_dir>/runs/` even when the first thing logged is
+    an evaluation before training (every recipe measures its baseline so). transformers' callback picks its folder
+    in `on_train_begin`; a log before that opens a writer on PyTorch's default, `./runs/` in the working
+    directory, and keeps it for the whole run. Called once when `cookbook` is imported."""
+    from transformers.integrations import integration_utils
+
+    base = integration_utils.TensorBoardCallback
+    if getattr(integration_utils.INTEGRATION_TO_CALLBACK["tensorboard"], "keeps_output_dir", False):
+        return
+
+    class OutputDirTensorBoardCallback(base):
+        keeps_output_dir = True
+
+        def _init_summary_writer(self, args):
+            if self.logging_dir is None:
+                self.logging_dir = os.path.join(args.output_dir, integration_utils.default_logdir())
+            super()._init_summary_writer(args)
+
+    integration_utils.INTEGRATION_TO_CALLBACK["tensorboard"] = OutputDirTensorBoardCallback
 
 
 def trackers(report_to: str | list[str] | None) -> list[str]:
