@@ -24,6 +24,7 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 from cookbook.errors import CookbookInputError
 
 PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "tensorboard")
+TRL_TECHNIQUES = ("sft", "dpo", "grpo")
 # Files a published folder never needs: optimizer state of intermediate checkpoints, tracker logs.
 NOT_PUBLISHED = ["checkpoint-*/**", "runs/**", "*.pt", "*.pth"]
 
@@ -76,8 +77,12 @@ def card_text(metrics: dict, base_model: str, dataset: str, title: str, adapter:
         datasets=[dataset] if _is_hub_id(dataset) else None,
         library_name="peft" if adapter else "transformers",
         pipeline_tag="text-generation",
-        tags=["llm-finetuning-cookbook", technique, "trl" if technique in ("sft", "dpo", "grpo") else "transformers"]
-        + (["lora"] if adapter else []),
+        tags=list(
+            dict.fromkeys(
+                ["llm-finetuning-cookbook", technique, "trl" if technique in TRL_TECHNIQUES else "transformers"]
+                + (["lora"] if adapter else [])
+            )
+        ),
     )
     result = metrics.get("eval", {})
     better = "higher" if result.get("higher_is_better") else "lower"
