@@ -3,7 +3,8 @@
 TRL's `DPOTrainer` takes rows with a `chosen` and a `rejected` reply to the same prompt:
 - explicit prompt: `prompt`, `chosen`, `rejected` columns;
 - implicit prompt: only `chosen` and `rejected`, each the whole conversation, sharing the prompt turns
-  (`trl-lib/ultrafeedback_binarized` is stored this way); `explicit_prompt` splits the shared prefix off.
+  (`trl-lib/ultrafeedback_binarized` is stored this way; HuggingFaceH4's copy adds a string `prompt` column
+  that repeats the first user turn); `explicit_prompt` splits the shared prefix off.
 Each column holds strings ("standard" data) or lists of {"role", "content"} turns ("conversational" data,
 rendered with the chat template). Anything else stops here with one line naming the expected format.
 """
@@ -33,8 +34,20 @@ def _kind(value: object) -> str:
     raise CookbookInputError(f"a preference column holds {type(value).__name__} {value!r:.80}: {EXPECTED_FORMAT}")
 
 
+def _redundant_prompt(row: dict) -> bool:
+    """A string `prompt` beside conversations that already hold it (HuggingFaceH4/ultrafeedback_binarized's
+    layout): the conversations are the data, the string is a copy of their first user turn."""
+    return (
+        isinstance(row.get("prompt"), str)
+        and _kind(row["chosen"]) == CONVERSATIONAL
+        and any(turn.get("role") == "user" for turn in row["chosen"])
+    )
+
+
 def _check_pair(row: dict, index: int) -> str:
     """The row's format; one line for the first problem found."""
+    if _redundant_prompt(row):
+        row = {"chosen": row["chosen"], "rejected": row["rejected"]}
     kind = _kind(row["chosen"])
     for column in ("prompt", "rejected"):
         if column in row and _kind(row[column]) != kind:
@@ -75,7 +88,7 @@ def check_preference_dataset(dataset: datasets.Dataset) -> str:
 
 def explicit_prompt(row: dict) -> dict:
     """A row with `prompt`, `chosen` and `rejected`: an implicit-prompt row has its shared prefix split off."""
-    if row.get("prompt"):
+    if row.get("prompt") and not _redundant_prompt(row):
         return {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
     split = extract_prompt({"chosen": row["chosen"], "rejected": row["rejected"]})
     if not split["prompt"]:

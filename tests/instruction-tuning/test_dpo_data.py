@@ -30,6 +30,14 @@ def test_explicit_and_implicit_conversational_pairs_are_accepted():
     assert split == {"prompt": USER, "chosen": GOOD, "rejected": BAD}
 
 
+def test_a_string_prompt_beside_whole_conversations_is_taken_from_the_conversations():
+    rows = datasets.Dataset.from_list(
+        [{"prompt": "What color is snow?", "chosen": USER + GOOD, "rejected": USER + BAD}]
+    )
+    assert check_preference_dataset(rows) == CONVERSATIONAL
+    assert explicit_prompt(rows[0]) == {"prompt": USER, "chosen": GOOD, "rejected": BAD}
+
+
 def test_standard_pairs_become_turns_for_the_chat_template():
     rows = datasets.Dataset.from_list([{"prompt": "What color is snow?", "chosen": "white", "rejected": "green"}])
     assert check_preference_dataset(rows) == STANDARD
