@@ -8,5 +8,8 @@ metrics file each run writes.
 
 from cookbook.config import RunConfig
 from cookbook.device import DeviceChoice, select_device
+from cookbook.tracking import keep_tensorboard_in_output_dir
+
+keep_tensorboard_in_output_dir()
 
 __all__ = ["DeviceChoice", "RunConfig", "select_device"]

@@ -172,3 +172,40 @@ GENERATORS = {
     "short_answers": short_answers,
     "math-small": small_math_problems,
 }
+
+
+# Preference pairs, for DPO: the same one-word facts as `short_answers`, each with a chosen reply that is right
+# and stops, and a rejected one that is either wrong (another fact's answer) or right but rambling on.
+def _rambling(answer: str, wrong: str) -> str:
+    return f"{answer}, or maybe {wrong}, or {answer} again, it could be {wrong} and so on"
+
+
+def preference_pairs(n: int, seed: int = 0) -> list[dict]:
+    """`n` conversational preference rows: `prompt` (turns ending in a user question), `chosen` and `rejected`
+    (one assistant turn each). Chosen is the one-word answer; rejected is a wrong answer or a rambling one."""
+    rng = random.Random(seed)
+    answers = {
+        "opposite": sorted(OPPOSITES.items()),
+        "color": sorted(COLORS.items()),
+    }
+    rows = []
+    for _ in range(n):
+        family = rng.choice(sorted(answers))
+        subject, answer = rng.choice(answers[family])
+        wrong = rng.choice([other for _, other in answers[family] if other != answer])
+        prompt = [{"role": "user", "content": rng.choice(QUESTION_TEMPLATES[family]).format(subject)}]
+        system = rng.choice(SYSTEM_PROMPTS)
+        if system:
+            prompt.insert(0, {"role": "system", "content": system})
+        rejected = wrong if rng.random() < 0.5 else _rambling(answer, wrong)
+        rows.append(
+            {
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": answer}],
+                "rejected": [{"role": "assistant", "content": rejected}],
+            }
+        )
+    return rows
+
+
+GENERATORS["preferences"] = preference_pairs
