@@ -57,6 +57,14 @@ RUN_OUTPUTS = {
     "gpu.json": "written by pixi run benchmark --json",
     "adapter_config.json": "written with the adapter by save_pretrained",
     "./my-model": "the reader's own model folder, in an example command",
+    "outputs/": "the notebooks' default output folders (git-ignored)",
+    "output_dir/runs/": "TensorBoard event files a run writes under its output folder",
+    "generation_config.json": "written with a saved model by save_pretrained",
+}
+# Tools outside this repository that the docs show commands for (not installed here, not claimed to have run).
+EXTERNAL = {
+    "convert_hf_to_gguf.py": "llama.cpp's converter, in a llama.cpp checkout",
+    "llama.cpp/convert_hf_to_gguf.py": "the same script, by its path in a llama.cpp checkout",
 }
 EXTENSIONS = (".py", ".ipynb", ".md", ".yaml", ".yml", ".toml", ".json", ".txt", ".sh", ".png", ".cfg", ".lock")
 NOT_A_PATH = re.compile(r"[<>*$=?{}]|://|^/|^~|^-")
@@ -105,7 +113,7 @@ def looks_like_path(token: str, folder: Path) -> bool:
 
 
 def path_exists(token: str, folder: Path) -> bool:
-    return token in RUN_OUTPUTS or any((base / token).exists() for base in (folder, REPO_ROOT))
+    return token in RUN_OUTPUTS or token in EXTERNAL or any((base / token).exists() for base in (folder, REPO_ROOT))
 
 
 def module_resolves(name: str) -> bool:
