@@ -24,6 +24,7 @@ REQUIRED = [
     "tokens_per_s",
     "device",
 ]
+TRUNCATING = {"lora.ipynb", "qlora.ipynb", "sft.ipynb"}  # chat recipes: examples cut to max_length are counted
 
 
 @pytest.mark.notebook
@@ -41,6 +42,9 @@ def test_notebook_runs_in_smoke_mode_and_learns(notebook, tmp_path):
         assert result["after"] > result["before"], f"{result['metric']} did not improve: {result}"
     else:
         assert result["after"] < 0.9 * result["before"], f"{result['metric']} did not drop by 10%: {result}"
+    if notebook.name in TRUNCATING:
+        assert set(metrics["truncation"]) == {"train", "test"}
+        assert all(0 <= r["dropped"] <= r["cut"] <= r["examples"] for r in metrics["truncation"].values())
     if "adapter_reload_max_abs_diff" in metrics:
         assert metrics["adapter_reload_max_abs_diff"] < 1e-4
 
