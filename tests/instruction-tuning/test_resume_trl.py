@@ -8,28 +8,18 @@ from trl import SFTConfig, SFTTrainer
 
 from cookbook.loading import load_causal_lm, load_tokenizer
 from cookbook.smoke.data import chat_examples
-from cookbook.smoke.resume_check import compare_resume
+from cookbook.smoke.resume_check import TRAINING_ARGUMENTS, compare_resume
 from cookbook.smoke.tiny_model import save_tiny_model
 
 STEPS, STOP_AFTER = 6, 3
-COMMON = {
-    "max_steps": STEPS,
-    "per_device_train_batch_size": 4,
-    "learning_rate": 5e-3,
-    "lr_scheduler_type": "cosine",
-    "logging_steps": 1,
-    "save_strategy": "no",  # the interrupted run saves where it stops (StopAfterSteps)
-    "report_to": "none",
-    "seed": 3,
-    "use_cpu": True,
-}
+COMMON = {"max_steps": STEPS, "per_device_train_batch_size": 4, "learning_rate": 5e-3, "lr_scheduler_type": "cosine"}
 
 
 def sft_trainer(output_dir: str) -> SFTTrainer:
     model = save_tiny_model()
     return SFTTrainer(
         model=load_causal_lm(str(model)),
-        args=SFTConfig(output_dir=output_dir, max_length=64, **COMMON),
+        args=SFTConfig(output_dir=output_dir, max_length=64, **COMMON, **TRAINING_ARGUMENTS),
         train_dataset=datasets.Dataset.from_list(chat_examples(48, seed=5)),
         processing_class=load_tokenizer(str(model)),
     )

@@ -10,7 +10,7 @@ from cookbook.chat import tokenize_conversation
 from cookbook.loading import load_causal_lm, load_tokenizer
 from cookbook.packing import padded_collator
 from cookbook.smoke.data import chat_examples
-from cookbook.smoke.resume_check import compare_resume
+from cookbook.smoke.resume_check import TRAINING_ARGUMENTS, compare_resume
 from cookbook.smoke.tiny_model import save_tiny_model
 
 STEPS, STOP_AFTER = 6, 3
@@ -41,11 +41,7 @@ def lora_trainer(tiny, output_dir: str, quantized: bool) -> Trainer:
         per_device_train_batch_size=4,
         learning_rate=1e-2,
         lr_scheduler_type="cosine",
-        logging_steps=1,
-        save_strategy="no",  # the interrupted run saves where it stops (StopAfterSteps)
-        report_to="none",
-        seed=3,
-        use_cpu=True,
+        **TRAINING_ARGUMENTS,
     )
     return Trainer(
         model=model, args=args, train_dataset=tiny["train"], data_collator=padded_collator(tiny["tokenizer"])

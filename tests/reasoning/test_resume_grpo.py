@@ -9,7 +9,7 @@ from cookbook.loading import load_causal_lm, load_tokenizer
 from cookbook.reasoning_data import prompt_for
 from cookbook.rewards import completion_text
 from cookbook.smoke.data import small_math_problems
-from cookbook.smoke.resume_check import compare_resume
+from cookbook.smoke.resume_check import TRAINING_ARGUMENTS, compare_resume
 from cookbook.smoke.tiny_model import save_tiny_model
 
 
@@ -30,11 +30,7 @@ def grpo_trainer(output_dir: str) -> GRPOTrainer:
         temperature=1.0,  # sampled, and seeded: the Trainer's seed and the checkpoint's RNG state fix every sample
         beta=0.0,
         learning_rate=1e-3,
-        logging_steps=1,
-        save_strategy="no",  # the interrupted run saves where it stops (StopAfterSteps)
-        report_to="none",
-        seed=3,
-        use_cpu=True,
+        **TRAINING_ARGUMENTS,
     )
     return GRPOTrainer(
         model=load_causal_lm(model),

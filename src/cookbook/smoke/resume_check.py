@@ -27,6 +27,9 @@ from cookbook.training import StopAfterSteps, last_checkpoint
 TrainerFactory = Callable[[str], Trainer]
 LOSS_RTOL = 1e-5  # relative, on every logged loss
 WEIGHT_ATOL = 1e-6  # absolute, on every trainable weight (they are of order 1e-2..1)
+# Arguments every technique's TrainingArguments/TRL config takes in these checks: every loss logged, no
+# scheduled saves (the interrupted run saves where it stops, through StopAfterSteps), CPU, fixed seed.
+TRAINING_ARGUMENTS = {"logging_steps": 1, "save_strategy": "no", "report_to": "none", "seed": 3, "use_cpu": True}
 
 
 @dataclass
