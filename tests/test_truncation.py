@@ -4,6 +4,7 @@ import datasets
 import pytest
 
 from cookbook.chat import tokenize_conversation
+from cookbook.errors import CookbookInputError
 from cookbook.loading import load_tokenizer
 from cookbook.smoke.tiny_model import save_tiny_model
 from cookbook.truncation import IGNORE_INDEX, cut_splits, cut_tokenized
@@ -53,3 +54,9 @@ def test_nothing_cut_says_so(tokenizer, rows, capsys):
     splits, reports = cut_splits(datasets.DatasetDict({"train": full, "test": full}), MAX_LENGTH)
     assert len(splits["train"]) == 1 and reports["test"].cut == 0
     assert "train: 0 of 1 examples were longer" in capsys.readouterr().out
+
+
+def test_a_split_left_with_nothing_to_learn_stops_with_one_line(tokenizer, rows):
+    full = rows.select([2]).map(lambda row: tokenize_conversation(row["messages"], tokenizer, max_length=None))
+    with pytest.raises(CookbookInputError, match=r"^every one of the 1 test examples loses all its assistant tokens"):
+        cut_tokenized(full, MAX_LENGTH, "test")

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 
 import datasets
 
+from cookbook.errors import CookbookInputError
+
 IGNORE_INDEX = -100
 
 
@@ -42,6 +44,11 @@ class TruncationReport:
 
 
 def _report(split: str, max_length: int, lengths: Sequence[int], kept_loss: Sequence[int]) -> TruncationReport:
+    if lengths and not any(kept_loss):
+        raise CookbookInputError(
+            f"every one of the {len(lengths)} {split} examples loses all its assistant tokens when cut to "
+            f"max_length={max_length} (longest {max(lengths)} tokens): raise max_length or shorten the prompts"
+        )
     return TruncationReport(
         split=split,
         max_length=max_length,
