@@ -29,6 +29,7 @@ def grpo_trainer(output_dir: str) -> GRPOTrainer:
         max_completion_length=12,
         temperature=1.0,  # sampled, and seeded: the Trainer's seed and the checkpoint's RNG state fix every sample
         beta=0.0,
+        gradient_checkpointing=False,  # TRL's default is on; nothing to save on the tiny model
         learning_rate=1e-3,
         **TRAINING_ARGUMENTS,
     )
