@@ -25,27 +25,14 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 
 from cookbook import DeviceChoice, select_device
 from cookbook.deeplake_data import PackedTextStream
 from cookbook.errors import CookbookInputError
 from cookbook.loading import load_causal_lm, load_tokenizer
 from cookbook.results import training_losses
-from cookbook.training import last_checkpoint
-
-
-class StopAfterSteps(TrainerCallback):
-    """Stop (after saving a checkpoint) at `steps`: simulates a preempted job without changing the schedule."""
-
-    def __init__(self, steps: int):
-        self.steps = steps
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step >= self.steps:
-            control.should_save = True
-            control.should_training_stop = True
-        return control
+from cookbook.training import StopAfterSteps, last_checkpoint
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

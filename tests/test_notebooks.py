@@ -147,7 +147,13 @@ CONTRACTS = {
         higher_is_better=False,
         margin=0.7,  # measured 10.00 -> 5.44 (0.54)
         max_train_loss_ratio=0.7,  # measured 10.35 -> 5.68 (0.55)
-        keys=("adapter_mib", "merge_max_abs_logit_diff", "merge_tolerance", "quantization_gap_max_abs_logit_diff", "tracking"),
+        keys=(
+            "adapter_mib",
+            "merge_max_abs_logit_diff",
+            "merge_tolerance",
+            "quantization_gap_max_abs_logit_diff",
+            "tracking",
+        ),
         checks=adapter_lifecycle_checks,
     ),
     "02-PEFT/lora.ipynb": Contract(
@@ -161,6 +167,7 @@ CONTRACTS = {
             "trainable_parameters",
             "total_parameters",
             "lora",
+            "truncation",
             "tracking",
         ),
         checks=lora_checks,
@@ -185,6 +192,7 @@ CONTRACTS = {
             "optimizer",
             "quantization",
             "lora",
+            "truncation",
             "tracking",
         ),
         checks=qlora_checks,
@@ -194,7 +202,15 @@ CONTRACTS = {
         higher_is_better=True,
         margin=0.25,  # measured 0.0 -> 0.47 (15 of 32 held-out answers)
         max_train_loss_ratio=0.3,  # measured 8.27 -> 0.65 (0.08)
-        keys=("eval_assistant_loss", "generations_stopped_at_eos", "packing", "packed_training", "data_format", "tracking"),
+        keys=(
+            "eval_assistant_loss",
+            "generations_stopped_at_eos",
+            "packing",
+            "packed_training",
+            "data_format",
+            "truncation",
+            "tracking",
+        ),
         checks=sft_checks,
     ),
     "03-Instruction-Tuning/dpo.ipynb": Contract(
@@ -210,7 +226,15 @@ CONTRACTS = {
         higher_is_better=True,
         margin=0.1,  # untouched model -> after GRPO, measured 0.0 -> 0.19; grpo_checks judges GRPO itself
         max_train_loss_ratio=0.3,  # the warm start's SFT loss, measured 7.26 -> 0.49 (0.07)
-        keys=("accuracy", "format_rate", "eval_problems", "grpo_reward_first_step", "grpo_reward_last_step", "grpo", "tracking"),
+        keys=(
+            "accuracy",
+            "format_rate",
+            "eval_problems",
+            "grpo_reward_first_step",
+            "grpo_reward_last_step",
+            "grpo",
+            "tracking",
+        ),
         checks=grpo_checks,
     ),
 }
@@ -248,6 +272,10 @@ def check_contract(contract: Contract, metrics: dict) -> None:
         contract.checks(metrics)
     if "tracking" in contract.keys:
         check_tracker_holds_the_logged_losses(metrics["tracking"])
+    if "truncation" in contract.keys:  # chat recipes count the examples cut to max_length
+        truncation = metrics["truncation"]
+        assert set(truncation) == {"train", "test"}, truncation
+        assert all(0 <= r["dropped"] <= r["cut"] <= r["examples"] for r in truncation.values()), truncation
 
 
 @pytest.mark.notebook

@@ -15,13 +15,16 @@ from cookbook.errors import CookbookInputError
 from cookbook.rewards import SYSTEM_PROMPT, drop_unparseable, format_target
 
 _CALCULATOR_NOTE = re.compile(r"<<[^>]*>>")
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")  # one level of nested braces: \frac{1}{2}
 
 
 def split_gsm8k_answer(text: str) -> tuple[str, str]:
-    """GSM8K's "worked solution\\n#### final" -> (solution without calculator notes, final answer)."""
+    """GSM8K's "worked solution\\n#### final" (or a solution ending in \\boxed{final}) -> (solution without
+    calculator notes, final answer); the answer is "" when there is neither."""
     solution, separator, final = text.rpartition("####")
     if not separator:
-        return _CALCULATOR_NOTE.sub("", text).strip(), ""
+        boxed = _BOXED.findall(text)  # MATH-style solutions end in \\boxed{answer}
+        return _CALCULATOR_NOTE.sub("", text).strip(), boxed[-1].strip().replace(",", "") if boxed else ""
     return _CALCULATOR_NOTE.sub("", solution).strip(), final.strip().replace(",", "")
 
 
@@ -48,7 +51,11 @@ def prepare_problems(rows: Sequence[dict], what: str = "problems") -> list[dict]
     SFT) and `answer` (the gold answer the GRPO rewards receive)."""
     problems = drop_unparseable([normalize_problem(row) for row in rows], what=what)
     if not problems:
-        raise CookbookInputError(f"none of the {len(rows)} {what} has a parseable answer: check the answer column")
+        example = str(rows[0].get("answer", ""))[-60:] if rows else ""
+        raise CookbookInputError(
+            f"none of the {len(rows)} {what} has a parseable answer (e.g. ...{example!r}): answers must end in "
+            "'#### <number>' (GSM8K) or \\boxed{<answer>}, or come in an 'answer' column beside a 'solution' column"
+        )
     return [
         {
             "prompt": prompt_for(p["question"]),
@@ -61,22 +68,7 @@ def prepare_problems(rows: Sequence[dict], what: str = "problems") -> list[dict]
 
 def load_problem_splits(name_or_path: str, config: str | None = None):
     """Train and test splits of a math dataset: a hub id with a config (GSM8K needs "main"), or anything
-    `cookbook.loading.load_splits` reads (a local folder of JSONL files, a hub id without configs)."""
-    import datasets
-
+    `cookbook.loading.load_splits` reads (a local folder of JSONL files, where a config does not apply)."""
     from cookbook.loading import load_splits
 
-    if config is None:
-        return load_splits(name_or_path)
-    try:
-        loaded = datasets.load_dataset(name_or_path, config)
-    except (FileNotFoundError, ValueError, ConnectionError) as error:
-        raise CookbookInputError(
-            f"could not load dataset {name_or_path!r} with config {config!r} ({type(error).__name__}): check both on "
-            "the hub and your network, or run with smoke=True"
-        ) from error
-    if "train" not in loaded or "test" not in loaded:
-        raise CookbookInputError(
-            f"dataset {name_or_path} has splits {sorted(loaded)}; this recipe needs train and test"
-        )
-    return datasets.DatasetDict({"train": loaded["train"], "test": loaded["test"]})
+    return load_splits(name_or_path, config=config)

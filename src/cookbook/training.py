@@ -1,21 +1,94 @@
-"""Small pieces around a Trainer that every recipe needs: resuming from the last checkpoint, and greedy replies
-that tell whether generation stopped at EOS."""
+"""Small pieces around a Trainer that every recipe needs: resuming from the newest
+complete checkpoint, and greedy replies that tell whether generation stopped at EOS.
+
+Crash safety: a run killed at any moment (even while writing a checkpoint) resumes, when started again
+with the same output folder, from its newest *complete* checkpoint. A checkpoint counts as complete when
+its trainer_state.json (which the Trainer writes last) parses, its weights are all there (safetensors
+files no shorter than their headers say) and it holds the optimizer state; a torn one is named and skipped.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import struct
 from pathlib import Path
 
 import torch
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import TrainerCallback
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin", "pytorch_model_fsdp*")
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """Why a .safetensors file is unreadable (cut short by a kill, say), or None if its size matches its header."""
+    try:
+        with path.open("rb") as handle:
+            header_size = struct.unpack("<Q", handle.read(8))[0]
+            header = json.loads(handle.read(header_size))
+    except (OSError, struct.error, ValueError):
+        return f"{path.name} has no readable header"
+    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    if path.stat().st_size < 8 + header_size + end:
+        return f"{path.name} is cut short"
+    return None
+
+
+def checkpoint_problem(checkpoint: str | Path) -> str | None:
+    """What makes `checkpoint` unusable for resuming (a run killed while saving it), or None if it is complete."""
+    checkpoint = Path(checkpoint)
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text())
+    except FileNotFoundError:
+        return "no trainer_state.json"
+    except (OSError, ValueError):
+        return "trainer_state.json is cut short"
+    weights = [path for pattern in WEIGHT_FILES for path in checkpoint.glob(pattern)]
+    if not weights:
+        return "no model weights"
+    index = checkpoint / "model.safetensors.index.json"
+    if index.exists():
+        shards = set(json.loads(index.read_text())["weight_map"].values())
+        absent = sorted(shard for shard in shards if not (checkpoint / shard).exists())
+        if absent:
+            return f"weight shard(s) {absent} missing"
+    for path in checkpoint.glob("*.safetensors"):
+        problem = _safetensors_problem(path)
+        if problem:
+            return problem
+    if not any(checkpoint.glob("optimizer*")) and not any(checkpoint.glob("global_step*")):
+        return "no optimizer state"
+    return None
 
 
 def last_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest `checkpoint-N` folder in `output_dir`, to resume an interrupted run from (None if none)."""
+    """The newest complete `checkpoint-N` folder in `output_dir`, to resume an interrupted run from (None if
+    there is none). Newer torn ones (a run killed while saving) are skipped, each named with what it lacks."""
     output_dir = Path(output_dir)
-    checkpoint = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    if checkpoint:
-        print(f"Resuming from {checkpoint}")
-    return checkpoint
+    if not output_dir.is_dir():
+        return None
+    folders = [path for path in output_dir.iterdir() if path.is_dir() and CHECKPOINT.match(path.name)]
+    for checkpoint in sorted(folders, key=lambda path: int(CHECKPOINT.match(path.name)[1]), reverse=True):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            print(f"Resuming from {checkpoint}")
+            return str(checkpoint)
+        print(f"Skipping {checkpoint}: incomplete ({problem}), probably written by a run stopped while saving")
+    return None
+
+
+class StopAfterSteps(TrainerCallback):
+    """Stop (after saving a checkpoint) at `steps`: simulates a preempted job without changing the schedule."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.steps:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
 
 
 @torch.no_grad()
