@@ -27,18 +27,13 @@ def rows(tokenizer):
     return rows
 
 
+# two layers, 4 query and 2 key-value heads of 16: small enough for CPU, grouped-query like the real models
+SHAPE = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4}
+
+
 def tiny_model(tokenizer, attention="sdpa", tied=False):
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=tied,
-        use_cache=False,
-    )
+    config = LlamaConfig(**SHAPE, num_key_value_heads=2, vocab_size=len(tokenizer), use_cache=False)
+    config.pad_token_id, config.tie_word_embeddings = tokenizer.pad_token_id, tied
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(config, attn_implementation=attention).train()
 
