@@ -8,8 +8,9 @@ Every configuration trains the same randomly initialised model on the same varia
 batches (cookbook.perf.packing_layouts.variable_length_chats: log-normal lengths, like real chat corpora) for a fixed
 number of steps, each in its own process so that peak memory is its own. Layouts (`--layouts`):
 padded (to each batch's longest), packed (the batch flattened into one row), binned (best-fit-decreasing
-rows no longer than the batch's longest example) and segments (the flattened row, attention run per
-example). Every layout computes the same examples per step. Reported per configuration:
+rows no longer than the batch's longest example), segments (the flattened row, attention run per
+example) and recipe (what the recipes run: the flattened row with the kernel `cookbook.packing.choose_attention`
+picks, FlashAttention-2 where flash-attn is installed, else SDPA per example). Every layout computes the same examples per step. Reported per configuration:
 tokens/s counting real (non-pad) tokens only, the share of computed tokens that were padding, peak
 memory (CUDA: torch.cuda.max_memory_allocated; CPU: growth of the process's peak RSS during training)
 and, for full fine-tuning on CUDA, model FLOPs utilisation (MFU).
@@ -75,7 +76,7 @@ CONFIGURATIONS = [
     (technique, layout, checkpointing)
     for technique in ("full", "lora", "qlora")
     for checkpointing in (False, True)
-    for layout in ("padded", "packed", "binned", "segments")
+    for layout in ("padded", "packed", "binned", "segments", "recipe")
 ]
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0, "4090": 165.0}
 
@@ -111,7 +112,7 @@ def child(spec: dict) -> dict:
     import torch
     from transformers import DataCollatorWithFlattening
 
-    from cookbook.packing import packing_collator
+    from cookbook.packing import choose_attention, packing_collator
     from cookbook.perf.packing_layouts import binned_packing_collator, register_segment_attention
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -121,6 +122,8 @@ def child(spec: dict) -> dict:
     layout = spec["layout"]
     # segments: per-example SDPA on the flattened row (the CPU stand-in for a variable-length kernel)
     attention = register_segment_attention() if layout == "segments" else "sdpa"
+    if layout == "recipe":  # the recipes' layout and kernel: packing_collator + choose_attention
+        attention = choose_attention(device).implementation
     # binned rows stay on SDPA: transformers' FlashAttention path reads packed position_ids only for batch 1
     model, attention = build_model(spec, spec["technique"], device, dtype, attention, allow_flash=layout != "binned")
     if spec["checkpointing"]:
@@ -132,7 +135,7 @@ def child(spec: dict) -> dict:
     optimizer = torch.optim.AdamW(trainable, lr=1e-4, fused=device == "cuda")
 
     batch_size = spec["batch_size"]
-    if layout in ("packed", "segments"):
+    if layout in ("packed", "segments", "recipe"):
         collate = packing_collator()
         assert isinstance(collate, DataCollatorWithFlattening)
     elif layout == "binned":
@@ -192,7 +195,8 @@ def child(spec: dict) -> dict:
         attended += sum(n * n for n in lengths)
         # attention scores SDPA computes: every row's full width^2, or each example's length^2 with segments
         n_rows, width = batch["input_ids"].shape
-        scores += sum(n * n for n in lengths) if layout == "segments" else n_rows * width * width
+        per_example = layout == "segments" or (layout == "recipe" and attention != "sdpa")
+        scores += sum(n * n for n in lengths) if per_example else n_rows * width * width
     peak = torch.cuda.max_memory_allocated() if device == "cuda" else rss_bytes("VmHWM") - start_rss
     result = {
         "technique": spec["technique"],
@@ -234,8 +238,9 @@ def markdown(results: list[dict]) -> str:
     for r in results:
         ratio = r["tokens_per_s"] / baseline[(r["technique"], r["checkpointing"])]
         mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
+        batches = f"{r['layout']} ({r['attention']})" if r["layout"] == "recipe" else r["layout"]
         lines.append(
-            f"| {r['technique']} | {r['layout']} | {'on' if r['checkpointing'] else 'off'} | {r['tokens_per_s']:,.0f} | "
+            f"| {r['technique']} | {batches} | {'on' if r['checkpointing'] else 'off'} | {r['tokens_per_s']:,.0f} | "
             f"{ratio:.2f}x | {r['padding_share']:.0%} | {r['scores_per_step'] / 1e3:,.0f}k | {fmt_bytes(r['peak_memory_bytes'])} | {mfu} |"
         )
     return "\n".join(lines)
@@ -245,7 +250,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Throughput: padded vs packing, with and without checkpointing")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--techniques", default="full,lora,qlora", help="comma-separated subset of full,lora,qlora")
-    parser.add_argument("--layouts", default="padded,packed,binned,segments", help="comma-separated; padded first")
+    parser.add_argument(
+        "--layouts", default="padded,packed,binned,segments,recipe", help="comma-separated; padded first"
+    )
     parser.add_argument("--steps", type=int)
     parser.add_argument("--repeats", type=int, help="runs per batch; the fastest counts (default: preset)")
     parser.add_argument("--threads", type=int, help="CPU threads per configuration (default: preset)")

@@ -22,6 +22,7 @@ import re
 import warnings
 from collections.abc import Sequence
 
+import torch
 from math_verify import parse, verify
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -130,18 +131,60 @@ def drop_unparseable(rows: Sequence[dict], answer_key: str = "answer", what: str
     return kept
 
 
-def answer_accuracy(model, tokenizer, rows: Sequence[dict], max_new_tokens: int = 64) -> dict:
-    """Greedy replies to each row's `prompt` (a conversation) scored against its `answer` with math-verify.
+def batched_greedy_replies(
+    model, tokenizer, conversations: Sequence[list[dict]], max_new_tokens: int = 64, batch_size: int = 16
+) -> list[dict]:
+    """Greedy replies to each conversation, `batch_size` at a time: prompts left-padded (so every reply starts
+    right after its own prompt), the same greedy decoding as one at a time. Returns the reply text and
+    whether it stopped at EOS, like `cookbook.training.generate_replies`."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    model.eval()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    replies = []
+    for start in range(0, len(conversations), batch_size):
+        prompts = [
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)[
+                "input_ids"
+            ]
+            for messages in conversations[start : start + batch_size]
+        ]
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.tensor([[pad_id] * (width - len(ids)) + list(ids) for ids in prompts])
+        attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts])
+        with torch.no_grad():
+            output = model.generate(
+                input_ids=input_ids.to(model.device),
+                attention_mask=attention_mask.to(model.device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad_id,
+            )
+        for row in output[:, width:].tolist():
+            if tokenizer.eos_token_id in row:  # what follows the first EOS is padding of a finished row
+                row = row[: row.index(tokenizer.eos_token_id) + 1]
+            replies.append(
+                {
+                    "reply": tokenizer.decode(row, skip_special_tokens=True),
+                    "stopped_at_eos": tokenizer.eos_token_id in row,
+                }
+            )
+    return replies
+
+
+def answer_accuracy(model, tokenizer, rows: Sequence[dict], max_new_tokens: int = 64, batch_size: int = 16) -> dict:
+    """Greedy replies to each row's `prompt` (a conversation), `batch_size` prompts per `generate` call,
+    scored against its `answer` with math-verify.
 
     Returns the accuracy over rows with a parseable gold answer, the share of replies in the target format,
     how many rows were skipped, and the replies themselves (to print before/after generations).
     """
-    from cookbook.training import generate_replies
-
     rows = drop_unparseable(rows, what="evaluation problems")
     if not rows:
         raise ValueError("no evaluation problem has a parseable answer: check the dataset's answer column")
-    replies = generate_replies(model, tokenizer, [row["prompt"] for row in rows], max_new_tokens=max_new_tokens)
+    replies = batched_greedy_replies(
+        model, tokenizer, [row["prompt"] for row in rows], max_new_tokens=max_new_tokens, batch_size=batch_size
+    )
     correct = [bool(is_correct(reply["reply"], row["answer"])) for reply, row in zip(replies, rows, strict=True)]
     formatted = [follows_format(reply["reply"]) for reply in replies]
     return {

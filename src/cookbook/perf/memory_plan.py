@@ -22,7 +22,17 @@ The plan reads only the model's config (a local folder, a config.json, or a hub 
   FlashAttention, which keep no L x L attention matrix (eager attention does); with gradient
   checkpointing only each layer's input is kept, plus one layer's activations while it is recomputed;
 - logits: the batch's B x L x V logits in the model dtype, the fp32 copy the loss makes, and the fp32
-  log-probabilities it keeps for backward.
+  log-probabilities it keeps for backward. With `loss="chunked"` (a fused or chunked linear cross-entropy:
+  Liger's `use_liger_kernel=True` on CUDA, or `cookbook.chunked_loss` anywhere) the full B x L x V logits
+  never exist: one chunk of `chunk_tokens` tokens is computed, reduced to its loss and freed, and recomputed
+  in the backward pass;
+- objectives: `sft` trains on batch x seq_len tokens. `dpo` runs the chosen and the rejected sequence of each
+  pair in one forward (2 x batch sequences) and needs the reference model: a second frozen copy of the
+  weights for full fine-tuning, none for LoRA/QLoRA (the reference is the base model with the adapter
+  disabled). `grpo` trains on batch completions of seq_len tokens (prompt + completion) and also generates
+  them: the generation's KV cache (batch x seq_len keys and values in every layer) is alive while the
+  training step's activations are not, so the plan counts the larger of the two; with `beta > 0` the
+  reference model is counted as for DPO.
 
 Static parts (weights, gradients, optimizer state) match bytes counted from real tensors after one
 optimizer step (tests/peft/test_memory_plan.py). Activations and logits are checked on CPU against autograd's
@@ -43,6 +53,9 @@ from cookbook.errors import CookbookInputError
 
 GIB = 1024**3
 TECHNIQUES = ("full", "lora", "qlora")
+OBJECTIVES = ("sft", "dpo", "grpo")
+LOSSES = ("standard", "chunked")
+CHUNK_TOKENS = 1024  # tokens per chunk of the chunked cross-entropy (cookbook.chunked_loss's default)
 OPTIMIZERS = ("adamw", "adamw-8bit", "paged-adamw-8bit")
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 # Mixed precision: parameter (master) bytes and the bytes autocast computes in.
@@ -202,6 +215,10 @@ class MemoryPlan:
     logits: int
     weight_copies: int = 0
     gpus: int = 1
+    objective: str = "sft"
+    loss: str = "standard"
+    reference_weights: int = 0
+    kv_cache: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -211,7 +228,12 @@ class MemoryPlan:
     @property
     def total(self) -> int:
         """Bytes per GPU."""
-        return self.static + self.weight_copies + self.activations + self.logits
+        return (
+            self.static
+            + self.weight_copies
+            + self.reference_weights
+            + max(self.activations + self.logits, self.kv_cache)
+        )
 
     def fits(self, gpu_gib: float, reserve_gib: float = 1.0, headroom: float = 0.10) -> bool:
         """True if the plan fits a GPU of `gpu_gib`, keeping `reserve_gib` for the CUDA context and
@@ -225,16 +247,21 @@ class MemoryPlan:
             ("gradients", self.gradients),
             ("optimizer state", self.optimizer_state),
             *(copies if self.weight_copies else []),
+            *([("reference model", self.reference_weights)] if self.reference_weights else []),
             ("activations", self.activations),
             ("logits", self.logits),
+            *([("KV cache (generation)", self.kv_cache)] if self.objective == "grpo" else []),
             ("total", self.total),
         ]
 
     def report(self, gpu_gib: float | None = None) -> str:
         checkpointing = "on" if self.gradient_checkpointing else "off"
         lines = [
-            f"{self.model}: {self.technique}, {self.optimizer}, {self.dtype}, batch {self.batch_size} x {self.seq_len} "
+            f"{self.model}: {self.technique}"
+            + (f" {self.objective.upper()}" if self.objective != "sft" else "")
+            + f", {self.optimizer}, {self.dtype}, batch {self.batch_size} x {self.seq_len} "
             f"tokens, gradient checkpointing {checkpointing}"
+            + (", chunked cross-entropy" if self.loss == "chunked" else "")
             + (f", FSDP over {self.gpus} GPUs (per GPU)" if self.gpus > 1 else ""),
             f"parameters {self.parameters / 1e6:,.1f} M, trainable {self.trainable_parameters / 1e6:,.2f} M",
         ]
@@ -272,6 +299,11 @@ def plan(
     lora_targets: tuple[str, ...] = ALL_LINEAR,
     adapter_dtype: str = "fp32",
     gpus: int = 1,
+    objective: str = "sft",
+    loss: str = "standard",
+    chunk_tokens: int = CHUNK_TOKENS,
+    beta: float = 0.0,
+    completion_len: int | None = None,
 ) -> MemoryPlan:
     """The memory plan for training `shape` (a ModelShape, or anything `load_shape` accepts), per GPU.
 
@@ -280,6 +312,9 @@ def plan(
     LoRA adapters are fp32 by default, as PEFT upcasts them (`autocast_adapter_dtype=True`).
     `gpus` > 1: FSDP full shard (ZeRO-3) of weights, gradients and optimizer state over that many GPUs,
     each running `batch_size` sequences.
+    `objective` sft/dpo/grpo and `loss` standard/chunked: see the module docstring. `beta` is GRPO's KL
+    coefficient (a reference model only when > 0; DPO always has one); `completion_len` is the GRPO
+    completion part of `seq_len` (TRL computes logits for the completion tokens only; default: all of it).
     """
     name = shape if isinstance(shape, str) else "model"
     if isinstance(shape, str):
@@ -292,6 +327,14 @@ def plan(
         raise CookbookInputError(f"dtype must be one of {', '.join(DTYPES)}")
     if dtype in MIXED and technique != "full":
         raise CookbookInputError(f"dtype {dtype} is modelled for full fine-tuning: use bf16 for {technique}")
+    if objective not in OBJECTIVES:
+        raise CookbookInputError(f"objective {objective!r} is unknown: use one of {', '.join(OBJECTIVES)}")
+    if loss not in LOSSES:
+        raise CookbookInputError(f"loss {loss!r} is unknown: use one of {', '.join(LOSSES)}")
+    if completion_len is not None and not (objective == "grpo" and 1 <= completion_len <= seq_len):
+        raise CookbookInputError("completion_len is for --objective grpo, between 1 and the sequence length")
+    if chunk_tokens < 1:
+        raise CookbookInputError("chunk_tokens must be at least 1")
     if gpus < 1:
         raise CookbookInputError("gpus must be at least 1")
     if gpus > 1 and technique != "full":
@@ -332,7 +375,8 @@ def plan(
                     optim += optimizer_bytes(numel, adapter, optimizer)
         rank_sum //= shape.num_layers
 
-    tokens = batch_size * seq_len
+    sequences = 2 * batch_size if objective == "dpo" else batch_size  # DPO: chosen and rejected together
+    tokens = sequences * seq_len
     key = (technique, dtype if dtype in MIXED else size)
     if key not in LAYER_COEFFICIENTS:
         raise CookbookInputError(f"no activation coefficients for {technique} in {dtype}")
@@ -354,7 +398,26 @@ def plan(
     else:
         per_token = shape.num_layers * per_layer + outside
     activations = int(tokens * per_token)
-    logits = tokens * shape.vocab_size * (compute + (8 if compute < 4 else 4))
+    logit_bytes = compute + (8 if compute < 4 else 4)
+    logit_tokens = sequences * (completion_len or seq_len)
+    if loss == "chunked":
+        logits = min(logit_tokens, chunk_tokens) * shape.vocab_size * logit_bytes
+        notes.append(
+            f"chunked cross-entropy: logits of {min(logit_tokens, chunk_tokens)} tokens at a time, recomputed in backward"
+        )
+    else:
+        logits = logit_tokens * shape.vocab_size * logit_bytes
+    reference = 0
+    if objective == "dpo" or (objective == "grpo" and beta > 0):
+        if technique == "full":
+            reference = shape.num_parameters() * size
+            notes.append(f"{objective.upper()}: a frozen reference copy of the model, loaded like the policy")
+        else:
+            notes.append(f"{objective.upper()}: the reference is the base model with the adapter disabled (no copy)")
+    kv_cache = 0
+    if objective == "grpo":
+        kv_cache = batch_size * seq_len * shape.num_layers * 2 * shape.num_kv_heads * shape.head_dim * compute
+        notes.append("GRPO: generation (KV cache) and the training step are not alive together; the larger counts")
     matmul_weights = sum(n for kind, n, is_linear in shape.tensors() if is_linear or kind == "lm_head")
     if shape.tied_embeddings:
         matmul_weights += shape.vocab_size * shape.hidden_size  # the output layer multiplies by the embedding
@@ -395,8 +458,32 @@ def plan(
         logits=logits,
         weight_copies=weight_copies,
         gpus=gpus,
+        objective=objective,
+        loss=loss,
+        reference_weights=reference,
+        kv_cache=kv_cache,
         notes=notes,
     )
+
+
+def max_seq_len(gpu_gib: float, shape: ModelShape | str, limit: int = 1 << 20, **options) -> int:
+    """The longest sequence that fits a GPU of `gpu_gib` with `plan(shape, seq_len=..., **options)`;
+    0 if not even one token fits. Memory grows with the sequence length, so a bisection finds it."""
+    if isinstance(shape, str):
+        shape = load_shape(shape)
+    shortest = options.get("completion_len") or 1
+    if not plan(shape, seq_len=shortest, **options).fits(gpu_gib):
+        return 0
+    low, high = shortest, limit  # fits(low) holds; search the largest length that fits
+    if plan(shape, seq_len=high, **options).fits(gpu_gib):
+        return high
+    while high - low > 1:
+        middle = (low + high) // 2
+        if plan(shape, seq_len=middle, **options).fits(gpu_gib):
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def saved_activation_bytes(model, **inputs) -> tuple[int, object]:
@@ -437,20 +524,52 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--gpus", type=int, default=1, help="FSDP full shard over this many GPUs (full fine-tuning)")
     parser.add_argument("--lora-rank", type=int, default=16)
+    parser.add_argument(
+        "--objective", choices=OBJECTIVES, default="sft", help="dpo: chosen + rejected + reference; grpo: + generation"
+    )
+    parser.add_argument(
+        "--completion-len", type=int, default=None, help="GRPO: completion tokens of --seq-len (logits are theirs only)"
+    )
+    parser.add_argument("--beta", type=float, default=0.0, help="GRPO KL coefficient: > 0 adds the reference model")
+    parser.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="standard",
+        help="chunked: fused/chunked linear cross-entropy (use_liger_kernel=True, or cookbook.chunked_loss)",
+    )
     parser.add_argument("--gpu-gib", type=float, default=None, help="GPU memory in GiB, e.g. 24 or 80")
+    parser.add_argument(
+        "--max-seq-len", action="store_true", help="print the longest sequence that fits --gpu-gib (--seq-len ignored)"
+    )
     args = parser.parse_args(argv)
+    options = dict(
+        technique=args.technique,
+        batch_size=args.batch_size,
+        gradient_checkpointing=args.gradient_checkpointing,
+        optimizer=args.optimizer,
+        dtype=args.dtype,
+        lora_rank=args.lora_rank,
+        gpus=args.gpus,
+        objective=args.objective,
+        loss=args.loss,
+        beta=args.beta,
+        completion_len=args.completion_len,
+    )
     try:
-        result = plan(
-            args.model,
-            technique=args.technique,
-            batch_size=args.batch_size,
-            seq_len=args.seq_len,
-            gradient_checkpointing=args.gradient_checkpointing,
-            optimizer=args.optimizer,
-            dtype=args.dtype,
-            lora_rank=args.lora_rank,
-            gpus=args.gpus,
-        )
+        if args.max_seq_len:
+            if args.gpu_gib is None:
+                raise CookbookInputError("--max-seq-len needs --gpu-gib: the GPU memory to fit, e.g. --gpu-gib 24")
+            shape = load_shape(args.model)
+            longest = max_seq_len(args.gpu_gib, shape, **options)
+            if not longest:
+                print(f"nothing fits a {args.gpu_gib:g} GiB GPU at batch {args.batch_size}: not even one token")
+                return
+            result = plan(shape, seq_len=longest, **options)
+            result.model = args.model
+            print(result.report(args.gpu_gib))
+            print(f"longest sequence that fits: {longest} tokens")
+            return
+        result = plan(args.model, seq_len=args.seq_len, **options)
     except CookbookInputError as error:
         parser.exit(2, f"error: {error}\n")
     print(result.report(args.gpu_gib))

@@ -10,26 +10,34 @@ more attention work than the padded batch's B x longest^2. Two padding-free alte
   their own segment (restarting `position_ids`) instead of needing an attention mask.
   Mask-based attention only (SDPA, eager): transformers' FlashAttention path detects packed
   `position_ids` only in a batch of one row, and would let the examples of a row attend to each other.
-- `SEGMENT_ATTENTION` (`register_segment_attention()`): an attention function that runs causal SDPA
-  on each example of the flattened row separately (from the collator's `cu_seq_lens_q`), sum of
-  length^2 scores, the work FlashAttention's variable-length kernel does on a GPU.
+- `SEGMENT_ATTENTION` (`register_segment_attention()`, from `cookbook.packing`, where the recipes get it
+  too): an attention function that runs causal SDPA on each example of the flattened row separately (from
+  the collator's `cu_seq_lens_q`), sum of length^2 scores, the work FlashAttention's variable-length kernel
+  does on a GPU.
 
 `padding_share` and `variable_length_chats` describe and make the benchmark's data.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 
 import torch
-from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 from cookbook.chat import IGNORE_INDEX
+from cookbook.packing import SEGMENT_ATTENTION, register_segment_attention, segment_attention_forward
 from cookbook.smoke.data import chat_examples
+
+__all__ = [
+    "SEGMENT_ATTENTION",
+    "best_fit_decreasing",
+    "binned_packing_collator",
+    "padding_share",
+    "register_segment_attention",
+    "segment_attention_forward",
+    "variable_length_chats",
+]
 
 
 def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
@@ -81,30 +89,6 @@ def binned_packing_collator(pad_token_id: int, max_tokens: int | None = None):
         return {key: torch.tensor(value) for key, value in out.items()}
 
     return collate
-
-
-SEGMENT_ATTENTION = "sdpa_segments"
-
-
-def segment_attention_forward(module, query, key, value, attention_mask, cu_seq_lens_q=None, **kwargs):
-    """Causal SDPA per example of a flattened row (batch 1, boundaries in `cu_seq_lens_q`); plain SDPA with
-    the usual mask for any other batch."""
-    if cu_seq_lens_q is None or query.shape[0] != 1:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    bounds = cu_seq_lens_q.tolist() if torch.is_tensor(cu_seq_lens_q) else list(cu_seq_lens_q)
-    outputs = [
-        sdpa_attention_forward(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None, **kwargs)[0]
-        for a, b in itertools.pairwise(bounds)
-    ]
-    return torch.cat(outputs, dim=1), None
-
-
-def register_segment_attention() -> str:
-    """Register `segment_attention_forward`; returns the name for `attn_implementation=`. Use it with
-    `packing_collator()` (whose batches carry `cu_seq_lens_q`) and `use_cache=False`."""
-    AttentionInterface.register(SEGMENT_ATTENTION, segment_attention_forward)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(SEGMENT_ATTENTION, sdpa_mask)  # padded batches keep their mask
-    return SEGMENT_ATTENTION
 
 
 def padding_share(lengths: list[int], batch_size: int) -> float:
