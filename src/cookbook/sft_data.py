@@ -74,11 +74,15 @@ def check_sft_dataset(dataset: datasets.Dataset) -> str:
     return data_format
 
 
-def ensure_chat_template(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel | None = None) -> bool:
+def ensure_chat_template(
+    tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel | None = None, grow_later: bool = False
+) -> bool:
     """Give a tokenizer without a chat template the cookbook's ChatML one; return True if it was set.
 
     ChatML needs `<|im_start|>` and `<|im_end|>` as single special tokens; where the vocabulary lacks
     them they are added and the model's embeddings grow to match (their new rows are trained by SFT).
+    A recipe that tokenizes before it loads the model passes `grow_later=True` and calls
+    `fit_embeddings(model, tokenizer)` once the model is loaded.
     A tokenizer that has a template keeps it: the model was (or will be) served with that one.
     """
     if tokenizer.chat_template is not None:
@@ -86,11 +90,13 @@ def ensure_chat_template(tokenizer: PreTrainedTokenizerBase, model: PreTrainedMo
     missing = [token for token in CHATML_TOKENS if token not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
-        if model is None:
+        if model is not None:
+            fit_embeddings(model, tokenizer)
+        elif not grow_later:
             raise CookbookInputError(
                 f"the tokenizer lacks {missing}: pass the model too, so its embeddings can grow to the new vocabulary"
             )
-        model.resize_token_embeddings(len(tokenizer))
+    print(f"the tokenizer had no chat template: the cookbook's ChatML set{f', {missing} added' if missing else ''}")
     tokenizer.chat_template = CHATML_TEMPLATE
     return True
 
@@ -138,6 +144,15 @@ def sft_training_data(
 
     tokenized = splits.map(tokenize, remove_columns=splits["train"].column_names)
     return tokenized, {"assistant_only_loss": False, "completion_only_loss": False}
+
+
+def fit_embeddings(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Grow the model's embeddings (and tied output head) to the tokenizer's vocabulary where tokens were added;
+    return True if they grew."""
+    if model.get_input_embeddings().num_embeddings >= len(tokenizer):
+        return False
+    model.resize_token_embeddings(len(tokenizer))
+    return True
 
 
 def normalize_answer(text: str) -> str:
