@@ -91,9 +91,10 @@ def test_fp16_autocast_trains_fp32_master_weights_with_a_grad_scaler(tmp_path):
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)  # fp32 parameters: fine
     half = torch.nn.Linear(8, 8).half()
-    half(torch.randn(4, 8).half()).float().pow(2).mean().backward()
+    half_scaler = torch.amp.GradScaler("cpu")
+    half_scaler.scale(half(torch.randn(4, 8).half()).float().pow(2).mean()).backward()
     with pytest.raises(ValueError, match="Attempting to unscale FP16 gradients"):
-        torch.amp.GradScaler("cpu").unscale_(torch.optim.AdamW(half.parameters(), lr=1e-3))
+        half_scaler.unscale_(torch.optim.AdamW(half.parameters(), lr=1e-3))
 
 
 def test_an_update_of_the_learning_rate_rounds_away_in_bf16_but_not_in_fp32():
