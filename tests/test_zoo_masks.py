@@ -145,7 +145,9 @@ def test_end_of_turn_token_of_each_member():
         assert end_of_turn_token(tokenizer) == token
 
 
-@pytest.mark.parametrize("readme", ["02-PEFT/README.md", "03-Instruction-Tuning/README.md", "04-Reasoning-Tuning/README.md"])
+@pytest.mark.parametrize(
+    "readme", ["02-PEFT/README.md", "03-Instruction-Tuning/README.md", "04-Reasoning-Tuning/README.md"]
+)
 def test_each_chat_technique_readme_lists_every_zoo_member(readme, repo_root):
     text = (repo_root / readme).read_text()
     section = text.split("## Model families tested offline", 1)[1].split("\n## ", 1)[0]

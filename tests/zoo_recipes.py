@@ -25,7 +25,7 @@ def stop_rate(model, tokenizer, max_new_tokens: int = 12) -> float:
     return sum(reply["stopped_at_eos"] for reply in replies) / len(replies)
 
 
-def tokenized_conversations(tokenizer, max_length: int = 96) -> datasets.Dataset:
+def tokenized_conversations(tokenizer, max_length: int = 192) -> datasets.Dataset:
     return datasets.Dataset.from_list(CONVERSATIONS).map(
         lambda row: tokenize_conversation(row["messages"], tokenizer, max_length), remove_columns=["messages"]
     )

@@ -134,30 +134,41 @@ def align_end_of_turn(tokenizer: PreTrainedTokenizerBase, model=None, verbose: b
     return end_of_turn
 
 
-def assistant_spans(text: str, messages: list[dict], end_of_turn: str) -> list[tuple[int, int]]:
+def assistant_spans(
+    text: str, messages: list[dict], end_of_turn: str, prompt_texts: dict[int, str] | None = None
+) -> list[tuple[int, int]]:
     """Character spans of each assistant reply in the rendered `text`, each extended over the end-of-turn
     token that follows it. Turns are looked up in order, each after the previous one, so a reply that repeats
-    the user's words is found in its own turn."""
+    the user's words is found in its own turn.
+
+    A reply the template rewrites (Qwen3 moves a `<think>...</think>` prefix into its own block, and renders it
+    only in the last turn) is not in the text verbatim; for such a turn `prompt_texts[index]`, the conversation
+    before it rendered with the generation prompt, marks where the reply starts: the model is trained on all
+    it would have to generate after that prompt, up to and including the end-of-turn token.
+    """
     spans, cursor = [], 0
-    for turn in messages:
+    for index, turn in enumerate(messages):
         content = turn["content"]
         start = text.find(content, cursor)
         if start < 0:  # templates often strip the content (Llama 3, Gemma)
             content = content.strip()
             start = text.find(content, cursor)
+        if start < 0 and turn["role"] == "assistant":
+            prompt = (prompt_texts or {}).get(index)
+            if prompt is None or not text.startswith(prompt) or len(prompt) < cursor:
+                raise CookbookInputError(
+                    f"the chat template does not render the assistant reply {turn['content'][:60]!r} verbatim, so "
+                    "its tokens cannot be located: check the template (or the reply's <think> block)"
+                )
+            start, content = len(prompt), ""
         if start < 0:
-            if turn["role"] != "assistant":
-                continue  # a template may drop or rewrite context turns; only replies must be found
-            raise CookbookInputError(
-                f"the chat template does not render the assistant reply {turn['content'][:60]!r} verbatim, so its "
-                "tokens cannot be located: check the template (or the reply's <think> block)"
-            )
+            continue  # a template may drop or rewrite context turns; only replies must be found
         end = start + len(content)
         cursor = end
         if turn["role"] != "assistant":
             continue
         closing = text.find(end_of_turn, end)
-        if closing < 0 or text[end:closing].strip():
+        if closing < 0 or (content and text[end:closing].strip()):
             raise CookbookInputError(
                 f"the assistant reply {turn['content'][:60]!r} is not followed by {end_of_turn!r} in the rendered "
                 "template: the model could not learn to stop; check the chat template"
@@ -177,7 +188,12 @@ def tokenize_conversation(
     text = render(tokenizer, messages)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     input_ids = encoded["input_ids"]
-    spans = assistant_spans(text, messages, end_of_turn_token(tokenizer))[trained_replies_from:]
+    rewritten = {  # replies the template does not render verbatim: where their generation starts
+        index: render(tokenizer, messages[:index], add_generation_prompt=True)
+        for index, turn in enumerate(messages)
+        if turn["role"] == "assistant" and turn["content"].strip() not in text
+    }
+    spans = assistant_spans(text, messages, end_of_turn_token(tokenizer), rewritten)[trained_replies_from:]
     labels = [
         token if any(start < span_end and end > span_start for span_start, span_end in spans) else IGNORE_INDEX
         for token, (start, end) in zip(input_ids, encoded["offset_mapping"], strict=True)

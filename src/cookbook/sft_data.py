@@ -107,10 +107,10 @@ def _trl_patch_note(tokenizer: PreTrainedTokenizerBase) -> str:
 
         get_training_chat_template(tokenizer)
     except ValueError:
-        return "TRL cannot patch this template"
+        return "TRL cannot patch it"
     except ImportError:
         return "TRL is not installed"
-    return "TRL would train with its own bundled copy, not the template the model is served with"
+    return "TRL would train with its own copy, not the template the model is served with"
 
 
 def sft_training_data(
@@ -119,21 +119,24 @@ def sft_training_data(
     """The datasets and the `SFTConfig` loss options for assistant-only (or completion-only) loss; prints the
     path taken.
 
-    - The template carries `{% generation %}` markers: TRL masks the rows itself (`assistant_only_loss`, or
-      `completion_only_loss` for prompt-completion rows).
-    - Otherwise (most real checkpoints: base Qwen2.5, Llama 3, Gemma, Phi-3): TRL would stop with "not
-      training-compatible" or swap in a copy of a template it recognises byte for byte. The rows are tokenized
+    - Conversational rows and a template with `{% generation %}` markers: TRL masks them (`assistant_only_loss`).
+    - Otherwise (most real checkpoints: base Qwen2.5, Llama 3, Gemma, Phi-3, and every prompt-completion set):
+      TRL would stop with "not training-compatible", swap in a copy of a template it recognises byte for byte,
+      or (prompt-completion) also train what the template writes after the end of turn. The rows are tokenized
       here with the cookbook's loss mask (`cookbook.chat.tokenize_conversation`, the one the plain-Trainer
-      recipes use) using the model's own template, and handed to SFTTrainer pre-tokenised with a `labels`
+      recipes use) and the model's own template, and handed to SFTTrainer pre-tokenised with a `labels`
       column, which TRL uses as is.
     """
-    if tokenizer.chat_template and GENERATION_MARKER.search(tokenizer.chat_template):
+    if data_format == CONVERSATIONAL and tokenizer.chat_template and GENERATION_MARKER.search(tokenizer.chat_template):
         print("loss mask: TRL, from the chat template's {% generation %} markers")
-        return splits, {"assistant_only_loss": data_format != PROMPT_COMPLETION}
-    print(
-        f"loss mask: the chat template has no {{% generation %}} markers ({_trl_patch_note(tokenizer)}): "
-        "rows tokenized with the cookbook's assistant mask and passed to SFTTrainer pre-tokenised"
-    )
+        return splits, {"assistant_only_loss": True}
+    if data_format == PROMPT_COMPLETION:
+        # TRL's completion mask is everything after the rendered prompt, which takes in what the template writes
+        # after the end-of-turn token (ChatML's newline, Phi-3's closing EOS).
+        reason = "TRL's completion mask would also train what the template writes after the end of turn"
+    else:
+        reason = f"the chat template has no {{% generation %}} markers and {_trl_patch_note(tokenizer)}"
+    print(f"loss mask: the cookbook's ({reason}): rows tokenized here and passed to SFTTrainer pre-tokenised")
 
     def tokenize(row: dict) -> dict:
         if data_format == PROMPT_COMPLETION:

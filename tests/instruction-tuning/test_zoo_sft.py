@@ -19,13 +19,13 @@ pytestmark = pytest.mark.zoo
 def sft_run(member, tmp_path, steps=3):
     _, tokenizer, model = load_member(member, dtype=torch.float32)
     splits = datasets.DatasetDict({"train": datasets.Dataset.from_list(CONVERSATIONS)})
-    sft_splits, loss_options = sft_training_data(splits, tokenizer, max_length=96, data_format=CONVERSATIONAL)
+    sft_splits, loss_options = sft_training_data(splits, tokenizer, max_length=192, data_format=CONVERSATIONAL)
     args = SFTConfig(
         output_dir=str(tmp_path / "run"),
         max_steps=steps,
         per_device_train_batch_size=8,
         learning_rate=3e-3,
-        max_length=96,
+        max_length=192,
         eos_token=tokenizer.eos_token,
         save_strategy="no",
         report_to="none",
@@ -42,7 +42,7 @@ def test_sft_recipe(member, tmp_path, capsys):
     tokenizer, model, trainer, loss_options = sft_run(member, tmp_path)
     printed = capsys.readouterr().out
     assert "loss mask: " in printed  # the path taken is said
-    if member != "tiny-llama":  # real templates carry no {% generation %} markers
+    if member not in ("tiny-llama", "gpt2"):  # real templates carry no markers; the cookbook's ChatML has them
         assert not loss_options["assistant_only_loss"] and "pre-tokenised" in printed
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(6)])
     for i in range(6):
@@ -65,9 +65,9 @@ def test_sft_on_the_base_qwen2_5_template_no_longer_stops_in_the_trainer(tmp_pat
     trainer.train()
 
 
-@pytest.mark.parametrize("member", ["tiny-llama", "qwen2.5-base"])
-def test_sft_raises_the_stop_rate(member, tmp_path):
-    tokenizer, model, trainer, _ = sft_run(member, tmp_path, steps=30)
+def test_sft_raises_the_stop_rate(tmp_path):
+    """On the pretrained member; the random-weight members learn to stop in the LoRA runs (tests/peft)."""
+    tokenizer, model, trainer, _ = sft_run("tiny-llama", tmp_path, steps=30)
     before = stop_rate(model, tokenizer)
     trainer.train()
     assert stop_rate(model, tokenizer) > before
