@@ -60,9 +60,14 @@ def test_sft_recipe(member, tmp_path, capsys):
 def test_sft_on_the_base_qwen2_5_template_no_longer_stops_in_the_trainer(tmp_path):
     """Issue item 1: TRL raised "The chat template is not training-compatible ... patching is not supported" for
     base Qwen2.5's template (ChatML, no markers, default system prompt "You are a helpful assistant.")."""
-    _, _, trainer, loss_options = sft_run("qwen2.5-base", tmp_path, steps=2)
+    tokenizer, model, trainer, loss_options = sft_run("qwen2.5-base", tmp_path, steps=2)
     assert loss_options == {"assistant_only_loss": False, "completion_only_loss": False}
     trainer.train()
+    # what the notebook did before: TRL's own assistant-only loss on this template
+    rows = datasets.Dataset.from_list(CONVERSATIONS[:4])
+    args = SFTConfig(str(tmp_path / "trl"), max_steps=1, assistant_only_loss=True, report_to="none", use_cpu=True)
+    with pytest.raises(ValueError, match="not training-compatible"):
+        SFTTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer)
 
 
 def test_sft_raises_the_stop_rate(tmp_path):
