@@ -76,3 +76,29 @@ def test_sft_raises_the_stop_rate(tmp_path):
     before = stop_rate(model, tokenizer)
     trainer.train()
     assert stop_rate(model, tokenizer) > before
+
+
+@pytest.mark.notebook
+def test_sft_notebook_runs_on_the_base_qwen2_5_member_as_a_user_would(tmp_path):
+    """Issue item 1 end to end: `python -m cookbook.run sft.ipynb -p model_name FOLDER ...` with a base-Qwen2.5-shaped
+    checkpoint and the notebook's default packing, not smoke mode."""
+    from cookbook.layout import REPO_ROOT
+    from cookbook.run import run_notebook
+    from cookbook.smoke.data import write_smoke_dataset
+    from cookbook.smoke.zoo import save_member
+
+    parameters = {
+        "model_name": str(save_member("qwen2.5-base")),
+        "dataset_name": str(write_smoke_dataset("chat", tmp_path / "data", n_train=64, n_test=8)),
+        "max_steps": 3,
+        "batch_size": 4,
+        "max_length": 128,
+        "eval_samples": 8,
+        "generation_samples": 2,
+        "max_new_tokens": 8,
+        "compare_packing_steps": 0,
+    }
+    metrics = run_notebook(REPO_ROOT / "03-Instruction-Tuning" / "sft.ipynb", tmp_path / "run", parameters)
+    assert metrics["loss_mask"] == "cookbook" and metrics["packed_training"] is True
+    assert metrics["end_of_turn_token"] == END_OF_TURN["qwen2.5-base"]
+    assert metrics["generation_eos_token_id"][0] != metrics["generation_eos_token_id"][-1]  # original EOS kept
