@@ -102,3 +102,11 @@ def test_sft_notebook_runs_on_the_base_qwen2_5_member_as_a_user_would(tmp_path):
     assert metrics["loss_mask"] == "cookbook" and metrics["packed_training"] is True
     assert metrics["end_of_turn_token"] == END_OF_TURN["qwen2.5-base"]
     assert metrics["generation_eos_token_id"][0] != metrics["generation_eos_token_id"][-1]  # original EOS kept
+
+
+def test_the_zoo_templates_are_the_ones_trl_ships():
+    from importlib import resources
+
+    for path in resources.files("cookbook.smoke").joinpath("chat_templates").iterdir():
+        if path.name.endswith(".jinja"):
+            assert path.read_text() == resources.files("trl").joinpath("chat_templates", path.name).read_text()

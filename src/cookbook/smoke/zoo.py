@@ -3,8 +3,8 @@ than the friendly smoke Llama.
 
 Each member is built from a transformers config and a byte-level BPE tokenizer trained locally on the smoke
 data, with its family's real special tokens and its *real* chat template, copied from the templates the TRL
-wheel ships (`trl/chat_templates/*.jinja`, the files TRL compares checkpoints against). No weights are
-downloaded. What each member reproduces:
+wheel ships (`trl/chat_templates/*.jinja`, the files TRL compares checkpoints against; copied into
+`chat_templates/`). No weights are downloaded. What each member reproduces:
 
 - `tiny-llama`: the project's smoke model (ChatML with `{% generation %}` markers, EOS = end of turn).
 - `qwen2.5-base`: base Qwen2.5: ChatML without markers, default system prompt "You are a helpful
@@ -43,8 +43,9 @@ QWEN_INSTRUCT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpfu
 
 
 def trl_template(name: str) -> str:
-    """A chat template as the TRL wheel ships it (the checkpoint's own template, byte for byte)."""
-    return resources.files("trl").joinpath("chat_templates", f"{name}.jinja").read_text()
+    """A checkpoint's own chat template, byte for byte as the TRL wheel ships it (copied into
+    `chat_templates/` so that environments without TRL build the zoo too)."""
+    return resources.files("cookbook.smoke").joinpath("chat_templates", f"{name}.jinja").read_text()
 
 
 def qwen2_5_base_template() -> str:
