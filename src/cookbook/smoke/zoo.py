@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,7 +34,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import PreTrainedTokenizerFast
 
 from cookbook.smoke.data import tokenizer_training_text
-from cookbook.smoke.tiny_model import default_cache_dir, pretrain, save_tiny_model
+from cookbook.smoke.tiny_model import default_cache_dir, pretrain, save_once, save_tiny_model
 
 QWEN_BASE_SYSTEM = "You are a helpful assistant."
 QWEN_INSTRUCT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
@@ -202,19 +200,12 @@ def save_member(name: str, cache_dir: str | Path | None = None) -> Path:
     if name not in MEMBERS:
         raise ValueError(f"unknown zoo member {name!r}: use one of {list(ZOO)}")
     member = MEMBERS[name]
+
+    def build():
+        model, tokenizer = build_member(member)
+        if member.pretrain_steps:
+            pretrain(model, tokenizer, member.pretrain_steps)
+        return model, tokenizer
+
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = cache_dir / f"zoo-{name}-{_cache_key(member)}"
-    if (target / "model.safetensors").exists():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = build_member(member)
-    if member.pretrain_steps:
-        pretrain(model, tokenizer, member.pretrain_steps)
-    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
-    model.save_pretrained(staging, safe_serialization=True)
-    tokenizer.save_pretrained(staging)
-    try:
-        staging.rename(target)
-    except OSError:  # another process finished first; its copy is identical
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return save_once(cache_dir / f"zoo-{name}-{_cache_key(member)}", build)
