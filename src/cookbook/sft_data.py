@@ -19,11 +19,14 @@ import re
 import datasets
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from cookbook.chat import prompt_messages, validate_conversation
+from cookbook.chat import end_of_turn_token, prompt_messages, tokenize_conversation, validate_conversation
 from cookbook.chat_template import CHATML_TEMPLATE, CHATML_TOKENS
 from cookbook.errors import CookbookInputError
 
+__all__ = ["end_of_turn_token"]  # re-exported: it lived here before it moved to cookbook.chat
+
 CONVERSATIONAL, PROMPT_COMPLETION = "conversational", "prompt-completion"
+GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 EXPECTED_FORMAT = (
     'expected conversational data (a "messages" column of [{"role": "system"|"user"|"assistant", '
     '"content": str}, ...]) or prompt-completion data ("prompt" and "completion" columns, strings or lists of turns)'
@@ -71,11 +74,15 @@ def check_sft_dataset(dataset: datasets.Dataset) -> str:
     return data_format
 
 
-def ensure_chat_template(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel | None = None) -> bool:
+def ensure_chat_template(
+    tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel | None = None, grow_later: bool = False
+) -> bool:
     """Give a tokenizer without a chat template the cookbook's ChatML one; return True if it was set.
 
     ChatML needs `<|im_start|>` and `<|im_end|>` as single special tokens; where the vocabulary lacks
     them they are added and the model's embeddings grow to match (their new rows are trained by SFT).
+    A recipe that tokenizes before it loads the model passes `grow_later=True` and calls
+    `fit_embeddings(model, tokenizer)` once the model is loaded.
     A tokenizer that has a template keeps it: the model was (or will be) served with that one.
     """
     if tokenizer.chat_template is not None:
@@ -83,32 +90,72 @@ def ensure_chat_template(tokenizer: PreTrainedTokenizerBase, model: PreTrainedMo
     missing = [token for token in CHATML_TOKENS if token not in tokenizer.get_vocab()]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing})
-        if model is None:
+        if model is not None:
+            fit_embeddings(model, tokenizer)
+        elif not grow_later:
             raise CookbookInputError(
                 f"the tokenizer lacks {missing}: pass the model too, so its embeddings can grow to the new vocabulary"
             )
-        model.resize_token_embeddings(len(tokenizer))
+    print(f"the tokenizer had no chat template: the cookbook's ChatML set{f', {missing} added' if missing else ''}")
     tokenizer.chat_template = CHATML_TEMPLATE
     return True
 
 
-def end_of_turn_token(tokenizer: PreTrainedTokenizerBase) -> str:
-    """The special token the chat template puts right after an assistant reply (`<|im_end|>` for ChatML).
+def _trl_patch_note(tokenizer: PreTrainedTokenizerBase) -> str:
+    try:
+        from trl.chat_template_utils import get_training_chat_template
 
-    Generation must stop at this token, so it has to be the EOS the model generates with; TRL's
-    `SFTConfig(eos_token=...)` sets both the tokenizer's and the model's.
+        get_training_chat_template(tokenizer)
+    except ValueError:
+        return "TRL cannot patch it"
+    except ImportError:
+        return "TRL is not installed"
+    return "TRL would train with its own copy, not the template the model is served with"
+
+
+def sft_training_data(
+    splits: datasets.DatasetDict, tokenizer: PreTrainedTokenizerBase, max_length: int, data_format: str
+) -> tuple[datasets.DatasetDict, dict]:
+    """The datasets and the `SFTConfig` loss options for assistant-only (or completion-only) loss; prints the
+    path taken.
+
+    - Conversational rows and a template with `{% generation %}` markers: TRL masks them (`assistant_only_loss`).
+    - Otherwise (most real checkpoints: base Qwen2.5, Llama 3, Gemma, Phi-3, and every prompt-completion set):
+      TRL would stop with "not training-compatible", swap in a copy of a template it recognises byte for byte,
+      or (prompt-completion) also train what the template writes after the end of turn. The rows are tokenized
+      here with the cookbook's loss mask (`cookbook.chat.tokenize_conversation`, the one the plain-Trainer
+      recipes use) and the model's own template, and handed to SFTTrainer pre-tokenised with a `labels`
+      column, which TRL uses as is.
     """
-    marker = "MARKER-7f3a"
-    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}]
-    rendered = tokenizer.apply_chat_template(messages, tokenize=False)
-    after = rendered[rendered.index(marker) + len(marker) :]
-    specials = sorted(tokenizer.all_special_tokens + list(tokenizer.get_added_vocab()), key=len, reverse=True)
-    for match in re.finditer("|".join(re.escape(token) for token in specials if token), after):
-        return match.group(0)
-    raise CookbookInputError(
-        "the chat template ends an assistant turn with no special token, so a model cannot learn to stop: "
-        "use a template whose assistant turns end with one (ChatML's <|im_end|>, say)"
-    )
+    if data_format == CONVERSATIONAL and tokenizer.chat_template and GENERATION_MARKER.search(tokenizer.chat_template):
+        print("loss mask: TRL, from the chat template's {% generation %} markers")
+        return splits, {"assistant_only_loss": True}
+    if data_format == PROMPT_COMPLETION:
+        # TRL's completion mask is everything after the rendered prompt, which takes in what the template writes
+        # after the end-of-turn token (ChatML's newline, Phi-3's closing EOS).
+        reason = "TRL's completion mask would also train what the template writes after the end of turn"
+    else:
+        reason = f"the chat template has no {{% generation %}} markers and {_trl_patch_note(tokenizer)}"
+    print(f"loss mask: the cookbook's ({reason}): rows tokenized here and passed to SFTTrainer pre-tokenised")
+
+    def tokenize(row: dict) -> dict:
+        if data_format == PROMPT_COMPLETION:
+            prompt = list(row["prompt"])
+            replies_in_prompt = sum(turn["role"] == "assistant" for turn in prompt)
+            return tokenize_conversation(prompt + list(row["completion"]), tokenizer, max_length, replies_in_prompt)
+        return tokenize_conversation(row["messages"], tokenizer, max_length)
+
+    tokenized = splits.map(tokenize, remove_columns=splits["train"].column_names)
+    return tokenized, {"assistant_only_loss": False, "completion_only_loss": False}
+
+
+def fit_embeddings(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Grow the model's embeddings (and tied output head) to the tokenizer's vocabulary where tokens were added;
+    return True if they grew."""
+    if model.get_input_embeddings().num_embeddings >= len(tokenizer):
+        return False
+    model.resize_token_embeddings(len(tokenizer))
+    return True
 
 
 def normalize_answer(text: str) -> str:

@@ -4,7 +4,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from cookbook.errors import CookbookInputError
-from cookbook.merging import max_logit_diff, merge_to_standalone, merge_tolerance
+from cookbook.merging import check_merged_logits, dtype_spacing, max_logit_diff, merge_to_standalone, merge_tolerance
 
 
 def tiny_llama(seed=0):
@@ -59,3 +59,48 @@ def test_merging_into_a_quantized_base_is_refused(tmp_path):
 
 def test_bf16_tolerance_is_looser():
     assert merge_tolerance(torch.bfloat16) > merge_tolerance(torch.float32)
+
+
+def test_merge_check_passes_a_correct_bf16_merge_with_large_logits():
+    """Issue item 5: the old fixed tolerance, 5e-2, cannot pass in bf16 where logits are 16..32 (spacing 0.125)."""
+    generator = torch.Generator().manual_seed(0)
+    reference = torch.randn(2, 12, 64, generator=generator) * 8 + 20  # logits of size 16..32 and beyond
+    reference[..., 3] += 40  # a clear greedy token at every position
+    bf16 = reference.bfloat16()
+    # a merged model rounds differently: one or two steps of bf16's spacing apart
+    spacing = torch.finfo(torch.bfloat16).eps * 2.0 ** torch.floor(torch.log2(bf16.float().abs()))
+    merged = (bf16.float() + spacing * torch.randint(-2, 3, bf16.shape, generator=generator)).bfloat16()
+    diff = (merged.float() - bf16.float()).abs().max().item()
+    assert diff > 5e-2  # what the old fixed tolerance refused
+    check = check_merged_logits(bf16, merged, torch.bfloat16)
+    assert check.passed, str(check)
+    assert check.tolerance == pytest.approx(8 * 0.5)  # 8 spacings at the largest logit (64..128: spacing 0.5)
+
+
+def test_merge_check_fails_a_wrong_merge_in_bf16():
+    generator = torch.Generator().manual_seed(1)
+    reference = (torch.randn(2, 12, 64, generator=generator) * 8 + 20).bfloat16()
+    wrong = (reference.float() + torch.randn(reference.shape, generator=generator) * 6).bfloat16()
+    assert not check_merged_logits(reference, wrong, torch.bfloat16).passed
+    flipped = reference.clone()
+    flipped[..., 0] = reference.max() + 20  # the greedy token changes everywhere, within no tolerance
+    check = check_merged_logits(reference, flipped, torch.bfloat16)
+    assert not check.passed
+
+
+def test_a_real_bf16_merge_on_cpu_passes(tmp_path):
+    model = adapted()
+    model.get_base_model().lm_head.weight.data *= 30  # logits of real-model size
+    model = model.to(torch.bfloat16)
+    with torch.no_grad():
+        expected = model(**BATCH).logits
+    merged = model.merge_and_unload()
+    with torch.no_grad():
+        check = check_merged_logits(expected, merged(**BATCH).logits, torch.bfloat16)
+    assert expected.float().abs().max() > 8
+    assert check.passed, str(check)
+
+
+def test_dtype_spacing():
+    assert dtype_spacing(torch.bfloat16, 20.0) == 0.125
+    assert dtype_spacing(torch.float16, 20.0) == pytest.approx(2**-10 * 16)

@@ -1,7 +1,7 @@
 """Small, deterministic data the project generates for smoke runs, so tests never download anything.
 
 Three shapes, one per kind of recipe:
-- chat: conversations in the `messages` format (user asks, assistant answers), for PEFT and SFT;
+- chat: conversations in the `messages` format (user asks, assistant answers; some multi-turn), for PEFT and SFT;
 - text: plain sentences, for causal-LM full fine-tuning;
 - math: word problems with an exact numeric answer and a worked solution, for reasoning tuning.
 Each generator is a pure function of its seed; splits never share an example.
@@ -52,7 +52,8 @@ def _chat_pair(rng: random.Random) -> tuple[str, str]:
 
 
 def chat_examples(n: int, seed: int = 0) -> list[dict]:
-    """`n` conversations in the `messages` format, some with a system prompt."""
+    """`n` conversations in the `messages` format, some with a system prompt and some multi-turn (a second
+    question after the first answer), as in real chat data such as Capybara."""
     rng = random.Random(seed)
     examples = []
     for _ in range(n):
@@ -60,6 +61,25 @@ def chat_examples(n: int, seed: int = 0) -> list[dict]:
         messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
         if rng.random() < 0.3:
             messages.insert(0, {"role": "system", "content": "You are a helpful assistant."})
+        if rng.random() < 0.3:
+            question, answer = _chat_pair(rng)
+            messages += [
+                {"role": "user", "content": f"And {question[0].lower()}{question[1:]}"},
+                {"role": "assistant", "content": answer},
+            ]
+        examples.append({"messages": messages})
+    return examples
+
+
+def multi_turn_examples(n: int, seed: int = 0) -> list[dict]:
+    """`n` conversations of two or three user/assistant exchanges, half with a system prompt."""
+    rng = random.Random(seed)
+    examples = []
+    for _ in range(n):
+        messages = [{"role": "system", "content": "You are a helpful assistant."}] if rng.random() < 0.5 else []
+        for _ in range(rng.randint(2, 3)):
+            question, answer = _chat_pair(rng)
+            messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
         examples.append({"messages": messages})
     return examples
 
@@ -167,6 +187,7 @@ def small_math_problems(n: int, seed: int = 0) -> list[dict]:
 
 GENERATORS = {
     "chat": chat_examples,
+    "multi_turn": multi_turn_examples,
     "text": text_corpus,
     "math": math_problems,
     "short_answers": short_answers,

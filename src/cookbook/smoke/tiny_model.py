@@ -118,21 +118,17 @@ def pretrain(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, steps:
     return loss.item()
 
 
-def save_tiny_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: str | Path | None = None) -> Path:
-    """Save the tiny model once per spec under the cache folder and return its path.
+def save_once(target: Path, build) -> Path:
+    """Save the model and tokenizer `build()` returns into `target`, unless a previous call already did.
 
     The folder is written to a temporary name and renamed, so parallel test workers never see a
     half-written model.
     """
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = cache_dir / f"tiny-llama-{spec.cache_key()}"
     if (target / "model.safetensors").exists():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    model, tokenizer = build_tiny_model(spec)
-    if spec.pretrain_steps:
-        pretrain(model, tokenizer, spec.pretrain_steps)
-    staging = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".staging-"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = build()
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
     try:
@@ -140,3 +136,16 @@ def save_tiny_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: str | Path
     except OSError:  # another process finished first; its copy is identical
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def save_tiny_model(spec: TinyModelSpec = TinyModelSpec(), cache_dir: str | Path | None = None) -> Path:
+    """Save the tiny model once per spec under the cache folder and return its path."""
+
+    def build():
+        model, tokenizer = build_tiny_model(spec)
+        if spec.pretrain_steps:
+            pretrain(model, tokenizer, spec.pretrain_steps)
+        return model, tokenizer
+
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    return save_once(cache_dir / f"tiny-llama-{spec.cache_key()}", build)
