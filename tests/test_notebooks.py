@@ -328,6 +328,11 @@ def passing_metrics() -> dict:
         "trainable_parameters": 38912,
         "total_parameters": 203072,
         "lora": {"r": 16},
+        "truncation": {
+            split: {"split": split, "max_length": 128, "examples": n, "cut": 0, "dropped": 0, "longest": 90}
+            for split, n in (("train", 512), ("test", 64))
+        },
+        "tracking": {"report_to": ["none"], "tensorboard_dir": None, "logged_losses": [[10, 7.84], [200, 5.23]]},
     }
 
 
@@ -339,8 +344,10 @@ def passing_metrics() -> dict:
         (lambda m: m["eval"].update(after=9.0), "at most 0.7 x the baseline"),
         (lambda m: m.update(adapter_reload_max_abs_diff=1e-2), "reloaded adapter"),
         (lambda m: m.pop("lora"), r"lacks \['lora'\]"),
+        (lambda m: m["truncation"]["train"].update(dropped=3), "dropped"),
+        (lambda m: m["tracking"].update(logged_losses=[]), "logged no loss"),
     ],
-    ids=["eos", "train-loss", "margin", "reload", "missing-key"],
+    ids=["eos", "train-loss", "margin", "reload", "missing-key", "truncation", "tracking"],
 )
 def test_the_contract_fails_a_run_that_learned_too_little(damage, message):
     contract = CONTRACTS["02-PEFT/lora.ipynb"]
