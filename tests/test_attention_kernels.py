@@ -3,7 +3,6 @@ the chunked cross-entropy gives transformers' loss and gradients without the ful
 
 import pytest
 import torch
-from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 from cookbook.chunked_loss import chunked_causal_lm_loss, chunked_cross_entropy
@@ -63,7 +62,9 @@ def test_chosen_kernel_packed_equals_padded_loss_and_gradients(rows, tokenizer):
 @pytest.mark.parametrize(("tied", "lora", "chunk_tokens"), [(False, False, 7), (True, False, 64), (False, True, 1000)])
 def test_chunked_loss_equals_the_model_loss_and_gradients(rows, tokenizer, tied, lora, chunk_tokens):
     models = [tiny_model(tokenizer, tied=tied) for _ in range(2)]
-    if lora:
+    if lora:  # peft is in the PEFT-using environments only (and in `default`, which CI runs)
+        peft = pytest.importorskip("peft")
+        LoraConfig, get_peft_model = peft.LoraConfig, peft.get_peft_model
         config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
         peft_models = []
         for model in models:

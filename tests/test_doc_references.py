@@ -60,6 +60,7 @@ RUN_OUTPUTS = {
     "outputs/": "the notebooks' default output folders (git-ignored)",
     "output_dir/runs/": "TensorBoard event files a run writes under its output folder",
     "generation_config.json": "written with a saved model by save_pretrained",
+    "trainer_state.json": "the Trainer writes it into each checkpoint folder",
 }
 # Tools outside this repository that the docs show commands for (not installed here, not claimed to have run).
 EXTERNAL = {

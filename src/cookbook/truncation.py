@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass
 
 import datasets
 
+from cookbook.chat import IGNORE_INDEX, tokenize_conversation
 from cookbook.errors import CookbookInputError
-
-IGNORE_INDEX = -100
 
 
 @dataclass(frozen=True)
@@ -82,18 +81,21 @@ def cut_splits(
 
 
 def _measure(row: dict, tokenizer, assistant_only_loss: bool) -> tuple[int, list[int]]:
-    """(token count, loss mask) of one SFT row, rendered with the tokenizer's chat template as TRL renders it."""
+    """(token count, loss mask) of one SFT row, with the cookbook's loss mask (the one `sft_training_data` and
+    TRL's `{% generation %}` path agree on), uncut."""
     if "messages" in row:
-        rendered = tokenizer.apply_chat_template(
-            row["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=assistant_only_loss
+        tokenized = tokenize_conversation(row["messages"], tokenizer, max_length=None)
+    else:
+        replies_in_prompt = sum(turn["role"] == "assistant" for turn in row["prompt"])
+        tokenized = tokenize_conversation(
+            list(row["prompt"]) + list(row["completion"]),
+            tokenizer,
+            max_length=None,
+            trained_replies_from=replies_in_prompt,
         )
-        ids = rendered["input_ids"]
-        mask = rendered["assistant_masks"] if assistant_only_loss else [1] * len(ids)
-        return len(ids), list(mask)
-    prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True, return_dict=True)
-    full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True, return_dict=True)
-    start = len(prompt["input_ids"])
-    return len(full["input_ids"]), [0] * start + [1] * (len(full["input_ids"]) - start)
+    if not assistant_only_loss:
+        return len(tokenized["input_ids"]), [1] * len(tokenized["input_ids"])
+    return len(tokenized["input_ids"]), [int(label != IGNORE_INDEX) for label in tokenized["labels"]]
 
 
 def drop_lost_to_truncation(
