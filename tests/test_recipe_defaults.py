@@ -162,6 +162,21 @@ def sft(p):
     ]
 
 
+def dpo(p):
+    # LoRA on the frozen bf16 base, which with the adapter disabled is the reference (no copy)
+    options = dict(technique="lora", objective="dpo", batch_size=p["batch_size"], seq_len=p["max_length"])
+    options |= dict(gradient_checkpointing=p["gradient_checkpointing"], lora_rank=p["lora_rank"])
+    runs = [PlannedRun("DPO", p["model_name"], options)]
+    if p["sft_steps"]:  # the optional warm start: full SFT on 2 x batch_size chosen replies, bf16 weights
+        warm = dict(technique="full", batch_size=2 * p["batch_size"], seq_len=p["max_length"])
+        runs.append(
+            PlannedRun(
+                "SFT warm start", p["model_name"], {**warm, "gradient_checkpointing": p["gradient_checkpointing"]}
+            )
+        )
+    return runs
+
+
 # GSM8K questions with the system prompt and the chat template stay under this many tokens; TRL 1.x no longer
 # truncates prompts, so the plan assumes it (the GRPO notebook's prose says so).
 GRPO_PROMPT_TOKENS = 256
@@ -186,6 +201,7 @@ RECIPES = {
     "02-PEFT/lora.ipynb": lora,
     "02-PEFT/memory_comparison.ipynb": memory_comparison,
     "02-PEFT/qlora.ipynb": qlora,
+    "03-Instruction-Tuning/dpo.ipynb": dpo,
     "03-Instruction-Tuning/sft.ipynb": sft,
     "04-Reasoning-Tuning/grpo.ipynb": grpo,
 }
