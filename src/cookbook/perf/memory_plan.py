@@ -31,7 +31,8 @@ The plan reads only the model's config (a local folder, a config.json, or a hub 
   anywhere) the full B x L x V logits never exist: one chunk of `chunk_tokens` tokens is computed, reduced
   to its loss and freed, and recomputed in the backward pass, where that chunk reaches the same 12 bytes per
   logit. DPO counts the logits of the chosen and the rejected sequences, GRPO those of the completions;
-  both are modelled with the same bytes per logit;
+  both with the same bytes per logit, an assumption: TRL computes their per-token log-probabilities with its
+  own log-softmax, not with this loss, and only this loss is measured;
 - objectives: `sft` trains on batch x seq_len tokens. `dpo` runs the chosen and the rejected sequence of each
   pair in one forward (2 x batch sequences) and needs the reference model: a second frozen copy of the
   weights for full fine-tuning, none for LoRA/QLoRA (the reference is the base model with the adapter
