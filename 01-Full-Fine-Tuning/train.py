@@ -45,8 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--learning-rate", type=float, default=2e-5)
     parser.add_argument("--warmup", type=float, default=0.05, help="warmup steps, or a fraction of max-steps if < 1")
-    parser.add_argument("--batch-size", type=int, default=4, help="blocks per device per micro-batch")
-    parser.add_argument("--grad-accum", type=int, default=4, help="micro-batches per optimizer step")
+    parser.add_argument("--batch-size", type=int, default=2, help="blocks per device per micro-batch")
+    parser.add_argument("--grad-accum", type=int, default=8, help="micro-batches per optimizer step")
     parser.add_argument("--block-size", type=int, default=1024, help="tokens per packed block")
     parser.add_argument(
         "--gradient-checkpointing",

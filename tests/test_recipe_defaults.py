@@ -146,8 +146,14 @@ def qlora(p):
     return [PlannedRun("training", p["model_name"], options)]
 
 
+def full_weights(use_lora: bool) -> dict:
+    """Full-weight training loads fp32 master weights and trains under bf16 autocast
+    (`DeviceChoice.trainable_dtype`): the planner's bf16-mixed; a LoRA base stays frozen in bf16."""
+    return dict(technique="lora", dtype="bf16") if use_lora else dict(technique="full", dtype="bf16-mixed")
+
+
 def sft(p):
-    options = dict(technique="lora" if p["use_lora"] else "full", batch_size=p["batch_size"], seq_len=p["max_length"])
+    options = dict(full_weights(p["use_lora"]), batch_size=p["batch_size"], seq_len=p["max_length"])
     options |= dict(gradient_checkpointing=p["gradient_checkpointing"], lora_rank=p["lora_rank"], loss=loss(p))
     unaccumulated = {**options, "batch_size": p["batch_size"] * p["gradient_accumulation_steps"]}
     return [
@@ -156,15 +162,33 @@ def sft(p):
     ]
 
 
+def dpo(p):
+    # LoRA on the frozen bf16 base, which with the adapter disabled is the reference (no copy)
+    options = dict(technique="lora", objective="dpo", batch_size=p["batch_size"], seq_len=p["max_length"])
+    options |= dict(gradient_checkpointing=p["gradient_checkpointing"], lora_rank=p["lora_rank"])
+    runs = [PlannedRun("DPO", p["model_name"], options)]
+    if p["sft_steps"]:  # the optional warm start: full SFT on 2 x batch_size chosen replies, bf16 weights
+        warm = dict(technique="full", batch_size=2 * p["batch_size"], seq_len=p["max_length"])
+        runs.append(
+            PlannedRun(
+                "SFT warm start", p["model_name"], {**warm, "gradient_checkpointing": p["gradient_checkpointing"]}
+            )
+        )
+    return runs
+
+
 # GSM8K questions with the system prompt and the chat template stay under this many tokens; TRL 1.x no longer
 # truncates prompts, so the plan assumes it (the GRPO notebook's prose says so).
 GRPO_PROMPT_TOKENS = 256
 
 
 def grpo(p):
-    warm_start = dict(technique="full", batch_size=p["sft_batch_size"], seq_len=p["sft_max_length"])
+    # the model is loaded once, in fp32 (`DeviceChoice.trainable_dtype`), for the warm start and for GRPO
+    warm_start = dict(full_weights(False), batch_size=p["sft_batch_size"], seq_len=p["sft_max_length"])
     warm_start |= dict(gradient_checkpointing=p["gradient_checkpointing"], loss=loss(p))
-    rl = dict(technique="lora" if p["use_lora"] else "full", objective="grpo", beta=p["beta"])
+    # with use_lora the adapter sits on that fp32 base: planned in fp32 (the planner models autocast for full only)
+    rl = dict(technique="lora", dtype="fp32") if p["use_lora"] else full_weights(False)
+    rl |= dict(objective="grpo", beta=p["beta"])
     length = dict(seq_len=GRPO_PROMPT_TOKENS + p["max_completion_length"], completion_len=p["max_completion_length"])
     rl |= dict(batch_size=p["batch_size"], **length)
     rl |= dict(gradient_checkpointing=p["gradient_checkpointing"], lora_rank=p["lora_rank"], loss=loss(p))
@@ -177,6 +201,7 @@ RECIPES = {
     "02-PEFT/lora.ipynb": lora,
     "02-PEFT/memory_comparison.ipynb": memory_comparison,
     "02-PEFT/qlora.ipynb": qlora,
+    "03-Instruction-Tuning/dpo.ipynb": dpo,
     "03-Instruction-Tuning/sft.ipynb": sft,
     "04-Reasoning-Tuning/grpo.ipynb": grpo,
 }
@@ -211,10 +236,10 @@ def test_prose_quotes_the_planner_for_the_defaults(relative):
 
 
 def test_the_check_catches_the_old_lora_default():
-    """lora.ipynb's former defaults (batch 8 x 1024, no checkpointing) do not fit: 27.65 GiB."""
+    """lora.ipynb's former defaults (batch 8 x 1024, no checkpointing) do not fit: 29.96 GiB."""
     run = PlannedRun("old", "Qwen/Qwen2.5-0.5B", dict(technique="lora", batch_size=8, seq_len=1024))
     assert "does NOT fit" in run.printed()
-    assert run.quote().endswith(": 27.65 GiB")
+    assert run.quote().endswith(": 29.96 GiB")
     shape = str(run.config_path())
     assert plan(shape, "lora", batch_size=8, seq_len=1024, gradient_checkpointing=True).fits(GPU_GIB)
 

@@ -1,8 +1,8 @@
 """Causal-LM cross-entropy without the full logits tensor: the output layer and the loss, a chunk at a time.
 
-At a 128k-152k vocabulary the logits of a batch (tokens x vocabulary, plus the fp32 copy and the
-log-probabilities the loss keeps) outweigh a small model's weights: 8 x 1024 tokens of Qwen2.5-0.5B need
-11.6 GiB of them (`pixi run plan`). This loss computes the logits of `chunk_tokens` tokens at a time,
+At a 128k-152k vocabulary the logits of a batch (tokens x vocabulary; at the step's peak, in the loss's
+backward, the fp32 log-probabilities, their gradient and the logits' gradient) outweigh a small model's
+weights: 8 x 1024 tokens of Qwen2.5-0.5B need 13.9 GiB of them (`pixi run plan`). This loss computes the logits of `chunk_tokens` tokens at a time,
 reduces them to a summed loss and frees them; the backward pass recomputes each chunk
 (`torch.utils.checkpoint`), so only one chunk's logits exist at once. It runs on any device (CPU
 included) and gives the loss and gradients of transformers' own `ForCausalLMLoss`

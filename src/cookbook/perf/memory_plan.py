@@ -21,11 +21,18 @@ The plan reads only the model's config (a local folder, a config.json, or a hub 
   `saved_activation_bytes`) and fitted exactly (zero residual) over several shapes. They assume SDPA or
   FlashAttention, which keep no L x L attention matrix (eager attention does); with gradient
   checkpointing only each layer's input is kept, plus one layer's activations while it is recomputed;
-- logits: the batch's B x L x V logits in the model dtype, the fp32 copy the loss makes, and the fp32
-  log-probabilities it keeps for backward. With `loss="chunked"` (a fused or chunked linear cross-entropy:
-  Liger's `use_liger_kernel=True` on CUDA, or `cookbook.chunked_loss` anywhere) the full B x L x V logits
-  never exist: one chunk of `chunk_tokens` tokens is computed, reduced to its loss and freed, and recomputed
-  in the backward pass;
+- logits: the peak the batch's B x L x V logits reach over the training step. The forward holds the logits in
+  the compute dtype, the fp32 copy the loss makes (none when the compute dtype is fp32) and the fp32
+  log-probabilities it keeps for backward: 10 bytes per logit in bf16, 8 in fp32. The loss's backward holds
+  more: the kept fp32 log-probabilities, their fp32 gradient and the fp32 gradient of the logits, 12 bytes per
+  logit in every dtype, while every activation is still alive. The plan counts the larger, 12 bytes
+  (measured from the real tensors in tests/peft/test_planner_logits.py). With `loss="chunked"` (a fused or
+  chunked linear cross-entropy: Liger's `use_liger_kernel=True` on CUDA, or `cookbook.chunked_loss`
+  anywhere) the full B x L x V logits never exist: one chunk of `chunk_tokens` tokens is computed, reduced
+  to its loss and freed, and recomputed in the backward pass, where that chunk reaches the same 12 bytes per
+  logit. DPO counts the logits of the chosen and the rejected sequences, GRPO those of the completions;
+  both with the same bytes per logit, an assumption: TRL computes their per-token log-probabilities with its
+  own log-softmax, not with this loss, and only this loss is measured;
 - objectives: `sft` trains on batch x seq_len tokens. `dpo` runs the chosen and the rejected sequence of each
   pair in one forward (2 x batch sequences) and needs the reference model: a second frozen copy of the
   weights for full fine-tuning, none for LoRA/QLoRA (the reference is the base model with the adapter
@@ -398,7 +405,11 @@ def plan(
     else:
         per_token = shape.num_layers * per_layer + outside
     activations = int(tokens * per_token)
-    logit_bytes = compute + (8 if compute < 4 else 4)
+    # forward: logits in the compute dtype, the loss's fp32 copy (not when already fp32), fp32 log-probabilities;
+    # the loss's backward: the kept log-probabilities, their gradient and the logits' gradient, all fp32
+    forward_logit_bytes = compute + (4 if compute < 4 else 0) + 4
+    backward_logit_bytes = 3 * 4
+    logit_bytes = max(forward_logit_bytes, backward_logit_bytes)
     logit_tokens = sequences * (completion_len or seq_len)
     if loss == "chunked":
         logits = min(logit_tokens, chunk_tokens) * shape.vocab_size * logit_bytes
