@@ -130,9 +130,16 @@ def test_dataset_without_test_split_gets_a_held_out_one(tmp_path):
 
 
 def test_run_config_smoke_swaps_in_local_model_and_data(tmp_path):
-    run = RunConfig(model="org/huge-model", dataset="org/data", output_dir=str(tmp_path), max_steps=1000, smoke=True)
-    resolved = run.resolve()
-    assert resolved.max_steps == run.smoke_max_steps and resolved.learning_rate == run.smoke_learning_rate
+    run = RunConfig(
+        model="org/huge-model",
+        dataset="org/data",
+        output_dir=str(tmp_path),
+        max_steps=20,
+        learning_rate=1e-2,
+        smoke=True,
+    )
+    resolved = run.resolve()  # steps and rate come from the notebook's smoke profile, taken as given
+    assert (resolved.max_steps, resolved.learning_rate) == (20, 1e-2)
     assert (tmp_path / "smoke-data" / "train.jsonl").exists()
     assert "tiny-llama" in resolved.model
     with pytest.raises(ValueError, match="max_steps"):

@@ -6,10 +6,10 @@ an offline tiny model for smoke runs, small generated data, loading with clear e
 metrics file each run writes.
 """
 
-from cookbook.config import RunConfig
+from cookbook.config import RunConfig, apply_smoke_profile
 from cookbook.device import DeviceChoice, select_device
 from cookbook.tracking import keep_tensorboard_in_output_dir
 
 keep_tensorboard_in_output_dir()
 
-__all__ = ["DeviceChoice", "RunConfig", "select_device"]
+__all__ = ["DeviceChoice", "RunConfig", "apply_smoke_profile", "select_device"]

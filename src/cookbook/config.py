@@ -1,17 +1,45 @@
 """Run configuration: what a notebook trains, on what, for how long, and where results go.
 
-A notebook's tagged parameters cell sets real hub defaults for GPU users. With `smoke=True` the
-same notebook swaps in the offline tiny model and generated data and trains for a few steps, which
-is how the tests run every recipe on a CPU without a network.
+A notebook's tagged parameters cell sets real hub defaults for GPU users and ends with its smoke profile,
+`smoke_overrides`: the values a smoke run uses instead, by the same names. With `smoke=True` the same
+notebook takes that column (`apply_smoke_profile`), swaps in the offline tiny model and generated data
+(`RunConfig.resolve`) and trains for a few steps, which is how the tests run every recipe on a CPU without
+a network.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+
+from cookbook.errors import CookbookInputError
+
+# The one key of a smoke profile that is not a parameter: which generated data replaces the dataset.
+SMOKE_DATA = "smoke_data"
+
+
+def apply_smoke_profile(parameters: Mapping[str, Any], smoke_overrides: Mapping[str, Any], smoke: bool) -> dict:
+    """The values this run uses for the settings `smoke_overrides` names: the smoke column when `smoke`,
+    else the real one (`parameters`, e.g. a notebook's globals()). Prints both columns where they differ."""
+    unknown = [key for key in smoke_overrides if key != SMOKE_DATA and key not in parameters]
+    if unknown:
+        raise CookbookInputError(
+            f"smoke_overrides sets {unknown[0]!r}, which is not a parameter: name a setting of the parameters cell"
+        )
+    real = {key: parameters[key] for key in smoke_overrides if key != SMOKE_DATA}
+    smoke_column = {key: smoke_overrides[key] for key in real}
+    differ = [key for key in real if real[key] != smoke_column[key]]
+    if differ:
+        width = max(len(key) for key in [*differ, "setting"])
+        print(f"{'setting':<{width}}  {'real':<16}  smoke   (this run: {'smoke' if smoke else 'real'})")
+        for key in differ:
+            print(f"{key:<{width}}  {real[key]!r:<16}  {smoke_column[key]!r}")
+    return smoke_column if smoke else real
 
 
 @dataclass(frozen=True)
@@ -23,12 +51,12 @@ class RunConfig:
     learning_rate: float = 2e-4
     seed: int = 42
     smoke: bool = False
-    smoke_data: str = "chat"  # which generated data a smoke run uses: chat, text or math
-    smoke_max_steps: int = 60
-    smoke_learning_rate: float = 2e-3  # a randomly initialized tiny model takes larger steps
+    smoke_data: str = "chat"  # which generated data a smoke run uses (the smoke profile's "smoke_data")
 
     def resolve(self) -> RunConfig:
-        """Make the output folder; in smoke mode point model and dataset at local stand-ins."""
+        """Make the output folder; in smoke mode point model and dataset at local stand-ins.
+
+        Steps and learning rate are taken as given: a smoke run's come from its smoke profile."""
         if self.max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}: set it in the parameters cell")
         out = Path(self.output_dir)
@@ -48,8 +76,6 @@ class RunConfig:
             self,
             model=str(save_tiny_model()),
             dataset=str(write_smoke_dataset(self.smoke_data, out / "smoke-data")),
-            max_steps=min(self.max_steps, self.smoke_max_steps),
-            learning_rate=self.smoke_learning_rate,
         )
 
     def __str__(self) -> str:
