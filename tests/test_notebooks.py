@@ -317,7 +317,8 @@ def check_contract(contract: Contract, metrics: dict, contract_id: str | None = 
     if "truncation" in contract.keys:  # chat recipes count the examples cut to max_length
         truncation = metrics["truncation"]
         assert set(truncation) == {"train", "test"}, truncation
-        assert all(0 <= r["dropped"] <= r["cut"] <= r["examples"] for r in truncation.values()), truncation
+        bad = [r for r in truncation.values() if not 0 <= r["dropped"] <= r["cut"] <= r["examples"]]
+        assert not bad, f"truncation counts must satisfy 0 <= dropped <= cut <= examples: {bad}"
 
 
 @pytest.mark.notebook
