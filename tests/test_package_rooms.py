@@ -3,6 +3,7 @@ and performance tooling (`cookbook.perf`). Notebooks, tests and benchmarks may i
 production module imports neither fixtures nor tooling, except `RunConfig.resolve()`'s smoke branch."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,12 @@ def test_importing_the_package_loads_no_fixture_or_tooling():
     code = "import sys, cookbook, cookbook.chat, cookbook.sft_data, cookbook.packing, cookbook.loading; print(sorted(m for m in sys.modules if m.startswith(('cookbook.smoke', 'cookbook.perf'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_architecture_module_map_lists_every_module():
+    """ARCHITECTURE.md's module map names every module of the three rooms, and no module that is gone."""
+    text = (PACKAGE.parents[1] / "ARCHITECTURE.md").read_text()
+    start = text.index("src/cookbook/")
+    listed = set(re.findall(r"^ {2,4}(\w+\.py)\s", text[start : text.index("0N-<Technique>/")], flags=re.M))
+    present = {p.name for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    assert listed == present, f"missing from the map: {sorted(present - listed)}; gone: {sorted(listed - present)}"
