@@ -1,13 +1,14 @@
 """TRL trainers interrupted and resumed end like uninterrupted runs, and a resume that lost its optimizer state
 does not (tolerances in `cookbook.smoke.resume_check`). Each trainer is one entry in TRAINERS: a function
-from an output folder to a fresh trainer on the tiny model (a DPO entry is one more)."""
+from an output folder to a fresh trainer on the tiny model."""
 
 import datasets
 import pytest
-from trl import SFTConfig, SFTTrainer
+from peft import LoraConfig
+from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
 from cookbook.loading import load_causal_lm, load_tokenizer
-from cookbook.smoke.data import chat_examples
+from cookbook.smoke.data import chat_examples, preference_pairs
 from cookbook.smoke.resume_check import TRAINING_ARGUMENTS, compare_resume
 from cookbook.smoke.tiny_model import save_tiny_model
 
@@ -25,7 +26,20 @@ def sft_trainer(output_dir: str) -> SFTTrainer:
     )
 
 
-TRAINERS = {"sft": sft_trainer}
+def dpo_trainer(output_dir: str) -> DPOTrainer:
+    """As dpo.ipynb trains: a LoRA adapter, the reference being the base with the adapter disabled."""
+    model = save_tiny_model()
+    return DPOTrainer(
+        model=load_causal_lm(str(model)),
+        ref_model=None,
+        args=DPOConfig(output_dir=output_dir, max_length=64, beta=0.1, **COMMON, **TRAINING_ARGUMENTS),
+        train_dataset=datasets.Dataset.from_list(preference_pairs(48, seed=5)),
+        processing_class=load_tokenizer(str(model)),
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"),
+    )
+
+
+TRAINERS = {"sft": sft_trainer, "dpo": dpo_trainer}
 
 
 @pytest.mark.parametrize("technique", sorted(TRAINERS))
